@@ -121,8 +121,13 @@ class DataSpec(_Spec):
         return self
 
 
+ScaleRule = typing.Literal["product", "any"]
+Trend = typing.Literal["increasing", "decreasing"]
+
+
 class ExtrapolateSpec(_Spec):
     by: list[str] | None = None
+    largest: ScaleRule = "product"
     test_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0  # used only when by: [] (random holdout)
 
@@ -130,15 +135,23 @@ class ExtrapolateSpec(_Spec):
 class SplitSpec(_Spec):
     column: str | None = None
     by: list[str] | None = None
+    largest: ScaleRule = "product"
     extrapolate: ExtrapolateSpec | None = None
 
     @model_validator(mode="after")
     def _one_rule(self) -> SplitSpec:
         if (self.column is None) == (self.extrapolate is None):
             raise ValueError("give exactly one of 'column' or 'extrapolate'")
-        if self.extrapolate is not None and self.by is not None:
-            raise ValueError("with 'extrapolate', put 'by' inside it")
+        if self.extrapolate is not None and (self.by is not None or "largest" in self.model_fields_set):
+            raise ValueError("with 'extrapolate', put 'by' and 'largest' inside it")
         return self
+
+    @property
+    def rule(self) -> tuple[list[str] | None, str]:
+        """(scale columns or None for all inputs, how they combine: 'product' or 'any')."""
+        if self.extrapolate is not None:
+            return self.extrapolate.by, self.extrapolate.largest
+        return self.by, self.largest
 
 
 class LimitsSpec(_Spec):
@@ -163,6 +176,7 @@ class TaskSpec(_Spec):
     group: str | None = None
     split: SplitSpec = Field(default_factory=lambda: SplitSpec(extrapolate=ExtrapolateSpec()))
     limits: LimitsSpec = LimitsSpec()
+    monotone: dict[str, Trend] = {}
     human_laws: list[HumanLaw] = []
 
 
@@ -253,22 +267,29 @@ def load_spec(path: str | Path) -> TaskSpec:
 # ---------------------------------------------------------------------- splits
 
 
-def scale_score(columns: np.ndarray, log: Sequence[bool] | None = None) -> np.ndarray:
-    """Scale of each row: the sum over columns of log(x) (log of the product) or x.
+def scale_score(columns: np.ndarray, log: Sequence[bool] | None = None, largest: str = "product") -> np.ndarray:
+    """Scale of each row, from its scale columns (each taken as log(x) or as x).
 
-    ``log[j]`` says whether column j is taken as a log; by default a column is
-    when all its values are positive, and as it is otherwise.
+    ``largest="product"``: the sum over columns of log(x) (the log of the
+    product), so the largest rows are those largest on all axes together.
+    ``largest="any"``: the largest over columns of the row's rank fraction in
+    that column (rank / n, ties sharing the highest rank), so the largest rows
+    are those near the top of *any* axis.  ``log[j]`` says whether column j
+    is taken as a log; by default a column is when all its values are positive.
     """
     X = np.asarray(columns, dtype=float)
     if X.ndim == 1:
         X = X[:, None]
     if log is None:
         log = [bool(np.all(X[:, j] > 0)) for j in range(X.shape[1])]
-    total = np.zeros(X.shape[0])
+    if largest not in ("product", "any"):
+        raise ValueError(f"largest must be 'product' or 'any', got {largest!r}")
     with np.errstate(all="ignore"):
-        for j, take_log in enumerate(log):
-            total += np.log(X[:, j]) if take_log else X[:, j]
-    return total
+        values = np.column_stack([np.log(X[:, j]) if take_log else X[:, j] for j, take_log in enumerate(log)])
+    if largest == "product":
+        return values.sum(axis=1)
+    ranks = np.column_stack([np.searchsorted(np.sort(v), v, side="right") for v in values.T])
+    return ranks.max(axis=1) / max(len(X), 1)
 
 
 def _holdout_count(n: int, fraction: float) -> int:
@@ -380,6 +401,8 @@ class Task:
         self.human_laws = list(spec.human_laws)
         self.max_parameters = spec.limits.max_parameters
         self.scale_columns = scale_columns
+        self.scale_rule = spec.split.rule[1]
+        self.monotone = dict(spec.monotone)
         self._log_scale = log_scale
 
     def __repr__(self) -> str:
@@ -392,16 +415,19 @@ class Task:
         """Parse formula text with this task's inputs and targets."""
         return Law.parse(text, self.inputs, self.targets)
 
-    def scale_score(self, data: TaskData) -> np.ndarray | None:
-        """Scale score of each row of ``data`` (None when the task has no scale columns).
+    def scale_score(self, data: TaskData | np.ndarray) -> np.ndarray | None:
+        """Scale score of each row of ``data`` (rows, or an input matrix in the order of
+        ``inputs``); None when the task has no scale columns.
 
         Whether a column enters as log(x) is decided on the whole table, so
-        train and test rows are scored alike.
+        train and test rows are scored alike; with ``split.largest: any`` the
+        ranks are those within ``data``.
         """
         if not self.scale_columns:
             return None
-        columns = np.column_stack([data.column(c) for c in self.scale_columns])
-        return scale_score(columns, self._log_scale)
+        X = data.X if isinstance(data, TaskData) else np.asarray(data, dtype=float)
+        columns = np.column_stack([X[:, self.inputs.index(c)] for c in self.scale_columns])
+        return scale_score(columns, self._log_scale, self.scale_rule)
 
     def validation_split(self, fraction: float = 0.2, seed: int = 0) -> tuple[TaskData, TaskData]:
         """(search_train, validation), both carved from the train rows only.
@@ -580,12 +606,15 @@ def _check_spec(spec: TaskSpec, source: str) -> tuple[tuple[str, ...], list[tupl
     for field, name in (("group", spec.group), ("split.column", split.column)):
         if name is not None and name in inputs + targets:
             raise TaskError(f"{source}: '{field}' column {name!r} is also an input or target")
-    by = split.extrapolate.by if split.extrapolate is not None else split.by
+    by = split.rule[0]
     field = "split.extrapolate.by" if split.extrapolate is not None else "split.by"
     scale = inputs if by is None else by
     for name in scale:
         if name not in inputs:
             raise TaskError(f"{source}: '{field}' column {name!r} is not an input (inputs: {', '.join(inputs)})")
+    for name in spec.monotone:
+        if name not in inputs:
+            raise TaskError(f"{source}: 'monotone' names {name!r}, which is not an input (inputs: {', '.join(inputs)})")
     laws = []
     for law in spec.human_laws:
         try:
@@ -630,7 +659,7 @@ def _build(spec: TaskSpec, checked: tuple[tuple[str, ...], list[tuple[str, Law]]
         assert rule is not None
         scores = None
         if scale_columns:
-            scores = scale_score(np.column_stack([data.column(c) for c in scale_columns]), log_scale)
+            scores = scale_score(np.column_stack([data.column(c) for c in scale_columns]), log_scale, split.rule[1])
         test = holdout_largest(scores, groups, rule.test_fraction, seed=rule.seed)
     for group in data.group_names():
         in_group = groups == group
@@ -669,6 +698,7 @@ def task_from_frame(
     split: Mapping[str, Any] | SplitSpec | None = None,
     description: str = "",
     max_parameters: int | None = None,
+    monotone: Mapping[str, str] | None = None,
     human_laws: Sequence[Mapping[str, Any] | HumanLaw] = (),
 ) -> Task:
     """A task over an in-memory table; arguments mean what the YAML fields of the same name do."""
@@ -679,10 +709,11 @@ def task_from_frame(
         "target": target if isinstance(target, str) else list(target),
         "group": group,
         "limits": {"max_parameters": max_parameters},
+        "monotone": dict(monotone or {}),
         "human_laws": [h.model_dump() if isinstance(h, HumanLaw) else dict(h) for h in human_laws],
     }
     if split is not None:
-        raw["split"] = split.model_dump(exclude_none=True) if isinstance(split, SplitSpec) else split
+        raw["split"] = split.model_dump(exclude_none=True, exclude_defaults=True) if isinstance(split, SplitSpec) else split
     source = f"task {name!r}"
     try:
         spec = TaskSpec.model_validate(raw)

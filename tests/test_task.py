@@ -120,14 +120,14 @@ def test_yaml_must_be_a_mapping(tmp_path, text):
 
 def test_unknown_field_names_field_and_file(tmp_path):
     path = write(tmp_path, "t.yaml", spec_yaml(extra="colour: red\n"))
-    message = f"{path}: unknown field 'colour' (allowed: name, description, data, inputs, target, group, split, limits, human_laws)"
+    message = f"{path}: unknown field 'colour' (allowed: name, description, data, inputs, target, group, split, limits, monotone, human_laws)"
     with pytest.raises(TaskError, match=re.escape(message)):
         load_task(path)
 
 
 def test_unknown_nested_field(tmp_path):
     path = write(tmp_path, "t.yaml", spec_yaml(split="{colum: split}"))
-    with pytest.raises(TaskError, match=re.escape("unknown field 'split.colum' (allowed: column, by, extrapolate)")):
+    with pytest.raises(TaskError, match=re.escape("unknown field 'split.colum' (allowed: column, by, largest, extrapolate)")):
         load_task(path)
     path = write(tmp_path, "u.yaml", spec_yaml(extra="human_laws: [{name: h, formula: a, ref: x}]\n"))
     with pytest.raises(TaskError, match=re.escape("unknown field 'human_laws.0.ref' (allowed: name, formula, reference, notes)")):
@@ -380,6 +380,41 @@ def test_holdout_ties_go_together():
 def test_holdout_ties_broken_by_row_order_when_nothing_would_remain():
     assert held([2.0, 2, 2, 2]) == [0]
     assert held([1.0, 1, 1, 1, 2], fraction=0.5) == [0, 1, 4]
+
+
+def test_scale_score_any_axis_takes_the_top_rank_of_any_column():
+    columns = np.array([[1.0, 100.0], [10.0, 5.0], [3.0, 3.0], [2.0, 60.0]])
+    # ranks in column 0: 1/4, 4/4, 3/4, 2/4; in column 1: 4/4, 2/4, 1/4, 3/4
+    np.testing.assert_allclose(scale_score(columns, largest="any"), [1.0, 1.0, 0.75, 0.75])
+    assert held(scale_score(columns, largest="any"), fraction=0.25) == [0, 1]  # tied at the top: both
+    assert held(scale_score(columns), fraction=0.25) == [3]  # the product: 2 * 60 is the largest
+    with pytest.raises(ValueError, match="'product' or 'any'"):
+        scale_score(columns, largest="max")
+
+
+def test_split_largest_any_holds_out_the_top_of_each_axis():
+    frame = pd.DataFrame({"n": [1.0, 2, 3, 4, 5, 6, 7, 100], "d": [1.0, 2, 3, 4, 5, 6, 100, 7],
+                          "y": np.arange(8.0) + 1})
+    task = task_from_frame(frame, name="t", inputs=["n", "d"], target="y",
+                           split={"extrapolate": {"by": ["n", "d"], "largest": "any", "test_fraction": 0.25}})
+    assert sorted(task.test.X[:, 0].tolist()) == [7.0, 100.0]  # the largest n and the largest d
+    fit, val = task.validation_split(0.2)
+    assert val.X[:, 0].tolist() == [5.0, 6.0]  # ceil(0.2 * 6) train rows, the top ones on both axes
+
+
+def test_split_rule_and_monotone_errors():
+    frame = pd.DataFrame({"n": [1.0, 2, 3, 4], "y": [4.0, 3, 2, 1]})
+    with pytest.raises(TaskError, match="put 'by' and 'largest' inside it"):
+        task_from_frame(frame, name="t", inputs=["n"], target="y",
+                        split={"extrapolate": {"by": ["n"]}, "largest": "any"})
+    with pytest.raises(TaskError, match="largest"):
+        task_from_frame(frame, name="t", inputs=["n"], target="y", split={"extrapolate": {"largest": "top"}})
+    with pytest.raises(TaskError, match="'monotone' names 'm', which is not an input"):
+        task_from_frame(frame, name="t", inputs=["n"], target="y", monotone={"m": "decreasing"})
+    with pytest.raises(TaskError, match="monotone"):
+        task_from_frame(frame, name="t", inputs=["n"], target="y", monotone={"n": "down"})
+    assert task_from_frame(frame, name="t", inputs=["n"], target="y", monotone={"n": "decreasing"}).monotone == {
+        "n": "decreasing"}
 
 
 def test_holdout_per_group_and_one_row_groups():

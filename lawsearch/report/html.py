@@ -185,9 +185,10 @@ def _figures(report: Report, human: Evaluation | None, settings: dict[str, Any],
     groups = np.concatenate([task.train.groups, task.test.groups])
     predicted = fit.predict(X, groups, task.targets)
     axis = plots.main_axis(task)
-    scores = np.concatenate([s for s in (task.scale_score(task.train), task.scale_score(task.test))
-                             if s is not None]) if task.scale_columns else None
-    if scores is not None:
+    scores = task.scale_score(X)
+    if scores is not None and task.scale_rule == "any":
+        scale_label = f"scale: top rank on any of {', '.join(task.scale_columns)}"
+    elif scores is not None:
         positive = {c: bool(np.all(np.concatenate([task.train.column(c), task.test.column(c)]) > 0))
                     for c in task.scale_columns}  # as Task.scale_score decides
         logged = [c for c in task.scale_columns if positive[c]]

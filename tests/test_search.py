@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,7 +19,9 @@ from conftest import CHINCHILLA, synthetic_task
 from lawsearch.errors import CheckpointError, TaskError
 from lawsearch.proposers.base import Proposal
 from lawsearch.search.archive import Candidate, pareto_front, select_winner
+from lawsearch.fit import FitOptions
 from lawsearch.search.engine import Discovery, discover
+from lawsearch.search.evaluation import EvalPayload, evaluate_batch
 from lawsearch.search.settings import SearchSettings, resolve_settings
 
 FAST = dict(generations=3, proposals_per_generation=12, initial_library=30, islands=2, population_size=8,
@@ -278,3 +281,40 @@ def test_history_lines_are_strict_json_even_for_overflowing_laws(tmp_path, chinc
     search.run()
     for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines():
         json.loads(line, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
+
+
+def _trend_payload(direction: str) -> EvalPayload:
+    """y = 1/x measured on 1 <= x <= 4, validated on 4 < x <= 5, with a declared trend in x."""
+    x_fit, x_val = np.linspace(1, 4, 30), np.linspace(4.2, 5, 5)
+    return EvalPayload(inputs=("x",), targets=("y",), X_fit=x_fit[:, None], Y_fit=1 / x_fit[:, None],
+                       groups_fit=np.full(30, "all"), X_val=x_val[:, None], Y_val=1 / x_val[:, None],
+                       groups_val=np.full(5, "all"), max_parameters=None, max_complexity=100,
+                       fit_options=FitOptions(n_starts=8, n_local=2), seed=0, positive_inputs=("x",),
+                       monotone=(("x", direction),))
+
+
+def test_declared_trend_rejects_laws_that_turn_around_beyond_the_data():
+    quadratic, inverse = "a + b*x + c*x**2", "a + b/x"
+    # a parabola through a decreasing convex curve has its minimum near the data: it rises beyond
+    turned, kept = evaluate_batch([quadratic, inverse], _trend_payload("decreasing"))
+    assert turned["status"] == "rejected" and "not decreasing in x beyond the data" in turned["reason"]
+    assert kept["status"] == "ok" and kept["val_error"] < 1e-6
+    # the same fit of a + b/x breaks an 'increasing' declaration
+    assert evaluate_batch([inverse], _trend_payload("increasing"))[0]["status"] == "rejected"
+    # without a declaration the parabola is scored like any law
+    free = dataclasses.replace(_trend_payload("decreasing"), monotone=())
+    assert evaluate_batch([quadratic], free)[0]["status"] == "ok"
+
+
+def test_human_laws_are_seeded_with_the_full_fitter(tmp_path, chinchilla_task):
+    settings = SearchSettings(proposers=("library",), seed=0, **{**FAST, "generations": 1})
+    search = Discovery(chinchilla_task, settings, tmp_path / "run")
+    search.run_generation()
+    seeded = [r for r in _history(tmp_path / "run") if r["note"] == "human law: Hoffmann"]
+    assert len(seeded) == 1 and seeded[0]["status"] == "ok"
+    human = next(c for c in search.state.archive.candidates.values() if c.formula == seeded[0]["formula"])
+    assert human.refined
+    thorough = evaluate_batch([human.formula], dataclasses.replace(search.payload, fit_options=FitOptions()))[0]
+    assert human.val_error == pytest.approx(thorough["val_error"])
+    assert not all(c.refined for c in search.state.archive.candidates.values())
+    search.close()

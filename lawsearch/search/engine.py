@@ -43,6 +43,7 @@ from .settings import SearchSettings
 __all__ = ["discover", "DiscoveryResult", "Discovery", "default_run_dir"]
 
 DEFAULT_CADENCE = {"operon": 2, "pysr": 2}  # generations between calls of the slow engines
+HUMAN_SEED = "human law"  # note of the human laws seeded in generation 0 (fitted with the full fitter)
 ProgressCallback = Callable[[RunState, "Discovery"], None]
 
 
@@ -114,7 +115,7 @@ class Discovery:
             max_parameters=self.max_parameters, max_complexity=self.settings.max_complexity,
             fit_options=FitOptions(n_starts=self.settings.search_starts, n_local=self.settings.search_local,
                                    max_nfev=self.settings.search_max_nfev),
-            seed=self.settings.seed, positive_inputs=positive,
+            seed=self.settings.seed, positive_inputs=positive, monotone=tuple(self.task.monotone.items()),
         )
 
     def _initial_state(self, resume: bool) -> RunState:
@@ -214,7 +215,7 @@ class Discovery:
         n_islands = len(self.state.islands)
         collected: list[tuple[Proposal, int]] = []
         if self.state.generation == 0 and self.settings.seed_human_laws:
-            collected += [(Proposal(h.formula, "library", note=f"human law: {h.name}"), k % n_islands)
+            collected += [(Proposal(h.formula, "library", note=f"{HUMAN_SEED}: {h.name}"), k % n_islands)
                           for k, h in enumerate(self.task.human_laws)]
         for index, proposer in enumerate(list(self.proposers)):
             n = shares.get(proposer.name, 0)
@@ -264,8 +265,10 @@ class Discovery:
                 continue
             pending[key] = (law.text, island, proposal)
             record.update(status="pending", key=key)
-        results = self._evaluate([formula for formula, _, _ in pending.values()])
-        outcome = dict(zip(pending, results))
+        thorough = [key for key, (_, _, p) in pending.items() if p.note.startswith(HUMAN_SEED)]
+        cheap = [key for key in pending if key not in thorough]
+        outcome = dict(zip(cheap, self._evaluate([pending[k][0] for k in cheap])))
+        outcome.update(zip(thorough, self._evaluate([pending[k][0] for k in thorough], self._full_payload(), 1)))
         best_before = self.best_error()
         for record in records:
             if record.get("status") != "pending":
@@ -279,6 +282,7 @@ class Discovery:
                              n_parameters=result.get("n_parameters", 0), val_error=error,
                              source=proposal.source, generation=g, parents=list(proposal.parents),
                              val_se=result.get("val_se", math.inf))
+            cand.refined = key in thorough
             state.archive.add(cand)
             state.evaluations += 1
             if cand.ok:
@@ -301,13 +305,18 @@ class Discovery:
         state.elapsed = self.elapsed
         save_checkpoint(self.run_dir, state)
 
-    def _evaluate(self, formulas: list[str]) -> list[dict[str, Any]]:
+    def _full_payload(self) -> EvalPayload:
+        """The search payload with the default (thorough) fitter instead of the cheap one."""
+        return dataclasses.replace(self.payload, fit_options=FitOptions())
+
+    def _evaluate(self, formulas: list[str], payload: EvalPayload | None = None,
+                  batch_size: int | None = None) -> list[dict[str, Any]]:
         if not formulas:
             return []
         executor = self.get_executor()
-        size = self.settings.batch_size
+        size = batch_size or self.settings.batch_size
         batches = [formulas[i:i + size] for i in range(0, len(formulas), size)]
-        futures = [executor.submit(evaluate_batch, batch, self.payload) for batch in batches]
+        futures = [executor.submit(evaluate_batch, batch, payload or self.payload) for batch in batches]
         results: list[dict[str, Any]] = []
         for batch, future in zip(batches, futures):
             try:
@@ -405,18 +414,16 @@ class Discovery:
         if not keys:
             return
         self.log(f"refining {len(keys)} finalists with the full fitter")
-        payload = dataclasses.replace(self.payload, fit_options=FitOptions())
-        executor = self.get_executor()
-        futures = [executor.submit(evaluate_batch, [archive.get(k).formula], payload) for k in keys]
-        for key, future in zip(keys, futures):
-            try:
-                result = future.result()[0]
-            except Exception as exc:  # keep the search's score
-                self.log(f"refit of {archive.get(key).formula} failed: {exc}")
-                continue
+        results = self._evaluate([archive.get(k).formula for k in keys], self._full_payload(), batch_size=1)
+        for key, result in zip(keys, results):
             cand = archive.get(key)
             if result.get("status") == "ok":
                 cand.val_error, cand.val_se = result["val_error"], result["val_se"]
+            elif result.get("status") == "rejected":  # the thorough fit breaks a declared trend
+                cand.val_error, cand.val_se = math.inf, math.inf
+                self.log(f"refit of {cand.formula} rejected: {result.get('reason')}")
+            else:  # keep the search's score
+                self.log(f"refit of {cand.formula} failed: {result.get('reason')}")
             cand.refined = True
         self.state.elapsed = self.elapsed
         save_checkpoint(self.run_dir, self.state)

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import LawsearchError
-from ..fit import FitOptions, fit_law
+from ..fit import FitOptions, LawFit, fit_law
 from ..formula import Law
 
-__all__ = ["EvalPayload", "evaluate_batch", "validation_error"]
+__all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "TREND_FACTORS"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,13 @@ class EvalPayload:
     fit_options: FitOptions
     seed: int
     positive_inputs: tuple[str, ...]  # inputs whose values are all > 0 (log/fractional powers allowed)
+    monotone: tuple[tuple[str, str], ...] = ()  # (input, 'increasing' | 'decreasing') the task declares
+
+
+#: How far beyond the validation rows a declared trend is checked: each monotone input
+#: is stretched by these factors (an input with non-positive values is shifted instead,
+#: by these multiples of its search-train range minus one).
+TREND_FACTORS = np.geomspace(1.0, 10.0, 13)
 
 
 def validation_error(payload: EvalPayload, pred: np.ndarray) -> tuple[float, float]:
@@ -64,6 +71,39 @@ def validation_error(payload: EvalPayload, pred: np.ndarray) -> tuple[float, flo
     return error, se
 
 
+def trend_violation(fit: LawFit, payload: EvalPayload) -> str | None:
+    """Why a fitted law breaks a trend the task declares (``monotone``), or None.
+
+    From every validation row, each declared input is pushed outwards (up to
+    10x, see :data:`TREND_FACTORS`) with the other inputs held; the predictions
+    of every target must move in the declared direction (up to a tolerance of
+    1e-6 of the target's spread).  This is where extrapolation happens, and a
+    law that turns around there (a loss that rises with model size) is rejected.
+    """
+    if not payload.monotone or len(payload.X_val) == 0:
+        return None
+    n, k = len(payload.X_val), len(TREND_FACTORS)
+    spread = np.std(payload.Y_fit, axis=0) + 1e-300
+    for name, direction in payload.monotone:
+        j = payload.inputs.index(name)
+        X = np.repeat(payload.X_val, k, axis=0)
+        base = X[:, j].copy()
+        steps = np.tile(TREND_FACTORS, n)
+        if name in payload.positive_inputs:
+            X[:, j] = base * steps
+        else:
+            X[:, j] = base + (steps - 1.0) * np.ptp(payload.X_fit[:, j])
+        pred = fit.predict(X, np.repeat(payload.groups_val, k), payload.targets).reshape(n, k, -1)
+        moves = np.diff(pred, axis=1) * (1.0 if direction == "increasing" else -1.0)
+        with np.errstate(invalid="ignore"):
+            broken = ~(moves >= -1e-6 * spread)  # NaN counts as broken
+        if broken.any():
+            row = int(np.argwhere(broken)[0][0])
+            return (f"not {direction} in {name} beyond the data (from validation row with "
+                    f"{name} = {payload.X_val[row, j]:g}, up to {TREND_FACTORS[-1]:g}x)")
+    return None
+
+
 def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     try:
         law = Law.parse(formula, payload.inputs, payload.targets)
@@ -85,8 +125,12 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
         fit = fit_law(law, payload.X_fit, payload.Y_fit, payload.groups_fit, payload.targets,
                       payload.fit_options, seed=payload.seed)
         pred = fit.predict(payload.X_val, payload.groups_val, payload.targets)
+        with np.errstate(all="ignore"):
+            broken = trend_violation(fit, payload)
     except LawsearchError as exc:
         return {**info, "status": "fit_failed", "reason": str(exc)}
+    if broken:
+        return {**info, "status": "rejected", "reason": broken}
     error, se = validation_error(payload, pred)
     if not np.isfinite(error):
         return {**info, "status": "fit_failed", "reason": "non-finite predictions on validation rows"}

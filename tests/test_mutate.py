@@ -117,6 +117,14 @@ def test_no_log_or_power_of_inputs_that_may_be_negative():
         assert Law.parse(p.formula, ("log_flops",)).log_domain_variables() == (), p.formula
 
 
+def test_logs_nest_at_most_twice_around_an_input():
+    context = make_context(["E + A*log(log(params)) + B/tokens**beta"], inputs=INPUTS)
+    proposals = MutationProposer().propose(context, 200)
+    assert proposals
+    for p in proposals:
+        assert "log(log(log(params" not in p.formula.replace(" ", ""), p.formula
+
+
 def test_parameter_names_never_collide_with_inputs():
     inputs = ("E", "A")
     X = np.exp(np.random.default_rng(0).uniform(1, 5, size=(30, 2)))

@@ -267,11 +267,26 @@ def wrap(e: _Edit) -> sympy.Expr:
     return _replace(e.expr, path, new)
 
 
+MAX_LOG_DEPTH = 2  # logs nested around one input
+
+
+def _log_depth(expr: sympy.Expr, x: sympy.Symbol) -> int:
+    """How many logs are nested around ``x`` at most in ``expr``."""
+    if expr == x:
+        return 0
+    depths = [_log_depth(arg, x) for arg in expr.args if x in arg.free_symbols]
+    if not depths:
+        return 0
+    return max(depths) + (1 if isinstance(expr, sympy.log) else 0)
+
+
 def substitute_variable(e: _Edit) -> sympy.Expr:
     """Replace an input x everywhere by log x, x^p, x/(x + K) or x + K (only x + K where x may be ≤ 0)."""
     used = sorted(e.expr.free_symbols & e.columns.symbols, key=lambda s: s.name)
     x = e.pick(used)
     kinds = ("log", "power", "saturate", "shift") if x.name in e.columns.positive else ("shift",)
+    if _log_depth(e.expr, x) >= MAX_LOG_DEPTH:  # log(log(x)) at most: deeper shapes only fit noise
+        kinds = tuple(k for k in kinds if k != "log")
     kind = e.pick(kinds)
     if kind == "log":
         new = sympy.log(x)

@@ -69,3 +69,17 @@ def test_readme_python_blocks_run(workdir, index):
     done = subprocess.run([sys.executable, "-c", code], cwd=workdir, env=_env(), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_readme_task_spec_is_a_valid_spec():
+    import yaml
+
+    from lawsearch.task import TaskSpec
+
+    block = next(b for b in _blocks("yaml") if b.startswith("name: chinchilla"))
+    spec = TaskSpec.model_validate(yaml.safe_load(block))
+    assert spec.monotone == {"params": "decreasing", "tokens": "decreasing"}
+    assert spec.split.rule == (["params", "tokens"], "product")
+    commented = [line.split("# ", 1)[1] for line in block.splitlines() if line.startswith("# split:")]
+    extrapolate = TaskSpec.model_validate({**yaml.safe_load(block), **yaml.safe_load(commented[0])})
+    assert extrapolate.split.extrapolate.test_fraction == 0.2

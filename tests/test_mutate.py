@@ -159,6 +159,8 @@ def test_tidy_merges_redundant_constants():
     assert tidied("E + A*x**(-a)*x**(-b)") == law("E + A*x**(-a)")
     assert tidied("E + A*(x**p)**(-a)") == law("E + A*x**(-a)")
     assert tidied("E + A*x**(-a*b)") == law("E + A*x**(-a)")
+    assert tidied("E + A*exp(-K - (c + x)**a)") == law("E + A*exp(-(c + x)**a)")
+    assert tidied("A*exp(-K - x) + K") == law("A*exp(-K - x) + K")  # K is used twice: nothing merges
     # a parameter used twice is never merged away
     shared = "E + A*R*exp(-y/R)"
     assert tidied(shared) == law(shared)

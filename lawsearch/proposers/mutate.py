@@ -99,12 +99,28 @@ class _Tidy:
         if isinstance(node, sympy.Add):
             return sympy.Add(*self.merge(args, sympy.Add, self.split_term, lambda rest, c: c * rest))
         if isinstance(node, sympy.Mul):
-            return sympy.Mul(*self.merge(args, sympy.Mul, self.split_factor, sympy.Pow))
+            plain = sympy.Mul(*self.merge(args, sympy.Mul, self.split_factor, sympy.Pow))
+            split = [f for a in args for f in self.split_exp(a)]
+            if len(split) == len(args):
+                return plain
+            merged = sympy.Mul(*self.merge(split, sympy.Mul, self.split_factor, sympy.Pow))
+            return merged if len(merged.free_symbols) < len(plain.free_symbols) else plain
         if isinstance(node, sympy.Pow) and isinstance(args[0], sympy.Pow):
             (base, inner), outer = args[0].args, args[1]
             if self.constant(inner * outer) and base.free_symbols & self.inputs <= self.positive:
                 return sympy.Pow(base, self.collapse(inner * outer))
         return node.func(*args)
+
+    def split_exp(self, factor: sympy.Expr) -> list[sympy.Expr]:
+        """``exp(c + f)`` as the factors ``[exp(c), exp(f)]`` (so ``A·exp(c + f)`` can merge into
+        ``A·exp(f)``); any other factor as ``[factor]``."""
+        if not (isinstance(factor, sympy.exp) and isinstance(factor.args[0], sympy.Add)):
+            return [factor]
+        constant = [t for t in factor.args[0].args if self.constant(t)]
+        if not constant or len(constant) == len(factor.args[0].args):
+            return [factor]
+        rest = [t for t in factor.args[0].args if not self.constant(t)]
+        return [sympy.exp(sympy.Add(*constant)), sympy.exp(sympy.Add(*rest))]
 
     def split_term(self, term: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
         """(the factors with inputs, the constant coefficient) of a term of a sum."""
@@ -149,7 +165,8 @@ def tidy(expr: sympy.Expr, columns: Columns) -> sympy.Expr:
     (``k·A·x`` → ``A·x``, ``E + c`` → ``E``, ``x^(a·b)`` → ``x^a``) where their
     parameters appear nowhere else; so do like terms (``A·log x + B·log x`` →
     ``A·log x``) and powers of one base (``x^(−a)·x^(−b)`` → ``x^(−a)``);
-    ``(u^a)^b`` becomes ``u^(a·b)`` where u has only positive inputs.
+    ``(u^a)^b`` becomes ``u^(a·b)`` where u has only positive inputs, and
+    ``A·exp(c + f)`` becomes ``A·exp(f)``.
     """
     return _Tidy(expr, columns).visit(expr)
 

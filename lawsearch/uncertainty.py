@@ -15,11 +15,16 @@ executor and the chunking, so the result is deterministic for a seed, and
 serial and parallel runs agree exactly.  A replicate whose fit of a (group,
 target) fails (no finite fit, or a non-finite prediction) is left out of that
 (group, target)'s intervals and counted in ``n_failed``.
+
+With a ``time_limit`` the replicates stop once it has passed (each chunk still
+runs its first one); ``n_boot`` then counts the replicates run, ``n_requested``
+those asked for, and the result depends on the machine's speed.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -36,7 +41,8 @@ from .task import Task, TaskData
 __all__ = ["BOOTSTRAP_FIT_OPTIONS", "bootstrap_intervals", "prediction_rows", "bootstrap_chunk", "BootstrapJob"]
 
 #: Fitter settings of one replicate: fewer starts than a final fit (there are n_boot of them).
-BOOTSTRAP_FIT_OPTIONS = FitOptions(n_starts=8, n_local=2)  # warm-started from the point estimate
+#: Warm-started from the point estimate, one local optimization reaches the replicate's optimum.
+BOOTSTRAP_FIT_OPTIONS = FitOptions(n_starts=8, n_local=1)
 DEFAULT_CHUNKS = 16  # executor tasks per bootstrap (chunks of replicates)
 
 
@@ -55,6 +61,7 @@ class BootstrapJob:
     options: FitOptions
     seed: int
     start: dict[tuple[str, str], np.ndarray]  # the point estimate: each replicate's fit starts there too
+    deadline: float | None = None  # time.time() after which a chunk starts no further replicate
 
 
 def _draw(groups: np.ndarray, names: Sequence[str], seed: int, b: int) -> tuple[np.ndarray, int]:
@@ -75,8 +82,10 @@ def bootstrap_chunk(job: BootstrapJob, replicates: Sequence[int]) -> list[dict[s
     """
     law = Law.parse(job.formula, job.inputs, job.targets)
     names = list(dict.fromkeys(job.groups.tolist()))
-    out = []
+    out: list[dict[str, Any]] = []
     for b in replicates:
+        if out and job.deadline is not None and time.time() > job.deadline:
+            break
         rows, fit_seed = _draw(job.groups, names, job.seed, b)
         theta: dict[tuple[str, str], np.ndarray | None] = {}
         pred: dict[tuple[str, str], float | None] = {}
@@ -150,6 +159,7 @@ def bootstrap_intervals(
     executor: Executor | None = None,
     fit_options: FitOptions | None = None,
     chunks: int = DEFAULT_CHUNKS,
+    time_limit: float | None = None,
 ) -> dict[str, Any]:
     """Percentile bootstrap intervals of every parameter per group, and of the prediction at
     each group's largest-scale test row; a JSON-ready dict (law.json's ``ci``).
@@ -157,8 +167,9 @@ def bootstrap_intervals(
     ``fitted`` is the point estimate (a :class:`LawFit` or law.json's ``fitted`` object);
     without it the law is fitted on the train split first.  With an ``executor`` the
     replicates run in ``chunks`` tasks through it; the result is the same as without.
+    ``time_limit`` (seconds) bounds the replicates' wall time (see the module's docstring).
 
-    Returns ``{"level", "n_boot", "n_failed", "method", "parameters": {group: {param: [lo, hi]}},
+    Returns ``{"level", "n_boot", "n_requested", "n_failed", "method", "parameters": {group: {param: [lo, hi]}},
     "predictions": {group: {"row", "inputs", "target", "observed", "estimate", "interval"}}}``;
     with several targets both are nested by target, as ``LawFit.parameters()`` is.  An interval
     is None when every replicate of that (group, target) failed.
@@ -169,6 +180,8 @@ def bootstrap_intervals(
         raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level!r}")
     if chunks < 1:
         raise ValueError(f"chunks must be at least 1, got {chunks!r}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     law = task.parse_law(law) if isinstance(law, str) else law
     train, test = task.train, task.test
     estimate = _point_estimate(law, fitted, train, seed)
@@ -181,6 +194,7 @@ def bootstrap_intervals(
         X_eval=test.X[[rows[g] for g in eval_groups]].reshape(len(eval_groups), -1),
         groups_eval=np.array(eval_groups, dtype=str),
         options=fit_options or BOOTSTRAP_FIT_OPTIONS, seed=int(seed), start=estimate,
+        deadline=None if time_limit is None else time.time() + time_limit,
     )
     replicates = list(range(n_boot))
     if executor is None:
@@ -190,6 +204,7 @@ def bootstrap_intervals(
         futures = [executor.submit(bootstrap_chunk, job, replicates[i:i + size]) for i in range(0, n_boot, size)]
         records = [record for future in futures for record in future.result()]
     records.sort(key=lambda r: r["b"])
+    n_run = len(records)
 
     multi = len(task.targets) > 1
     n_failed = 0
@@ -198,7 +213,7 @@ def bootstrap_intervals(
     for group in groups:
         for j, target in enumerate(task.targets):
             thetas = [r["theta"][(group, target)] for r in records if r["theta"][(group, target)] is not None]
-            n_failed += n_boot - len(thetas)
+            n_failed += n_run - len(thetas)
             stacked = np.vstack(thetas) if thetas else np.zeros((0, law.n_parameters))
             intervals = {p: _interval(stacked[:, k].tolist(), level) for k, p in enumerate(law.parameters)}
             _put(parameters, group, target, intervals, multi)
@@ -219,7 +234,8 @@ def bootstrap_intervals(
             _put(predictions, group, target, entry, multi)
     return jsonable({
         "level": level,
-        "n_boot": n_boot,
+        "n_boot": n_run,
+        "n_requested": n_boot,
         "n_failed": n_failed,
         "method": "percentile bootstrap over train rows resampled within each group",
         "parameters": parameters,

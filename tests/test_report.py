@@ -98,6 +98,7 @@ def test_html_shows_the_law_tables_and_intervals(run):
     assert "\\mathrm{loss} = " in html  # the LaTeX, also as text
     assert "Hoffmann et al. 2022" in html and "power law" in html
     assert "95% CI" in html
+    assert "percentile bootstrap over train rows resampled within each group, 8 replicates (" in html
     ci = run["law_json"]["ci"]["parameters"]["first"]
     name = law["parameters"][0]
     lo, hi = ci[name]

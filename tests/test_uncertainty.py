@@ -33,7 +33,8 @@ def intervals(task):
 
 
 def test_intervals_cover_the_true_parameters_and_predictions(task, intervals):
-    assert intervals["level"] == 0.99 and intervals["n_boot"] == 40 and intervals["n_failed"] == 0
+    assert intervals["level"] == 0.99 and intervals["n_boot"] == intervals["n_requested"] == 40
+    assert intervals["n_failed"] == 0
     law = task.parse_law(LAW)
     for group, overrides in GROUPS.items():
         truth = {**TRUE, **overrides}
@@ -138,10 +139,23 @@ def test_multi_output_intervals_are_nested_by_target():
     assert len(result["predictions"]["all"]["u"]["interval"]) == 2
 
 
+def test_a_spent_time_limit_stops_each_chunk_after_its_first_replicate(task):
+    serial = bootstrap_intervals(task, LAW, n_boot=12, seed=1, time_limit=1e-9)
+    assert serial["n_boot"] == 1 and serial["n_requested"] == 12
+    with ThreadPoolExecutor(2) as pool:
+        chunked = bootstrap_intervals(task, LAW, n_boot=12, seed=1, executor=pool, chunks=4, time_limit=1e-9)
+    assert chunked["n_boot"] == 4 and chunked["n_failed"] == 0
+    lo, hi = chunked["parameters"]["a"]["E"]  # replicates 0, 3, 6, 9 still give an interval
+    assert lo < hi
+    generous = bootstrap_intervals(task, LAW, n_boot=12, seed=1, time_limit=600)
+    assert generous == bootstrap_intervals(task, LAW, n_boot=12, seed=1)
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"n_boot": 0}, "n_boot must be a positive integer, got 0"),
     ({"level": 1.5}, "level must be between 0 and 1"),
     ({"chunks": 0}, "chunks must be at least 1"),
+    ({"time_limit": 0}, "time_limit must be a positive number of seconds, got 0"),
 ])
 def test_bad_arguments_are_named(task, kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -357,8 +357,10 @@ def _summary(report: Report) -> list[tuple[str, str]]:
         items.append(("selection", f"{selection.get('rule')} (tolerance {selection.get('tolerance')})"))
     ci = data.get("ci")
     if ci:
+        done, asked = ci.get("n_boot"), ci.get("n_requested", ci.get("n_boot"))
+        count = f"{done} replicates" if done == asked else f"{done} of {asked} replicates (time limit)"
         items.append(("confidence intervals", f"{_fmt(100 * ci['level'], 3)}% {ci.get('method', 'bootstrap')}, "
-                                              f"{ci.get('n_boot')} replicates ({ci.get('n_failed', 0)} failed fits)"))
+                                              f"{count} ({ci.get('n_failed', 0)} failed fits)"))
     return items
 
 

@@ -77,8 +77,13 @@ def write_outputs(search: Discovery) -> dict[str, Any]:
                    "n_parameters": winner.n_parameters})
     if settings.bootstrap > 0:
         search.log(f"bootstrap: {settings.bootstrap} resamples for the winner's confidence intervals")
-        record["ci"] = bootstrap_intervals(task, evaluation.law, evaluation.fit, n_boot=settings.bootstrap,
-                                           seed=settings.seed, executor=search.get_executor())
+        ci = bootstrap_intervals(task, evaluation.law, evaluation.fit, n_boot=settings.bootstrap,
+                                 seed=settings.seed, executor=search.get_executor(),
+                                 time_limit=settings.bootstrap_time_limit)
+        if ci["n_boot"] < settings.bootstrap:
+            search.log(f"bootstrap: stopped at its time limit ({settings.bootstrap_time_limit:g} s) after "
+                       f"{ci['n_boot']} of {settings.bootstrap} resamples")
+        record["ci"] = ci
     law_json = jsonable({
         "task": task.name,
         "task_path": str(task.path.resolve()) if task.path is not None else None,

@@ -55,6 +55,7 @@ class SearchSettings(BaseModel):
     batch_size: int = Field(4, ge=1, description="candidates per executor task")
     refine_top: int = Field(8, ge=0, description="best laws re-scored with the full fitter before selection")
     bootstrap: int = Field(100, ge=0, description="bootstrap resamples for the winner's intervals (0: none)")
+    bootstrap_time_limit: float = Field(120.0, gt=0, description="wall-time bound of the bootstrap in seconds")
     llm: dict[str, Any] = Field(default_factory=dict, description="the llm: block (model, base_url, ...)")
     llm_cli: dict[str, Any] = Field(default_factory=dict, description="--llm-* options (override env and llm:)")
     operon: dict[str, Any] = Field(default_factory=dict, description="settings for the Operon proposer")

@@ -132,6 +132,16 @@ def test_report_without_ci_or_history_still_renders(run, tmp_path):
     assert "no history.jsonl" in html
 
 
+def test_report_says_when_the_bootstrap_stopped_at_its_time_limit(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run["dir"], copy)
+    law_json = json.loads((copy / "law.json").read_text())
+    law_json["ci"]["n_boot"] = 5  # as if the time limit had stopped it after 5 of the 8 replicates
+    (copy / "law.json").write_text(json.dumps(law_json))
+    html_path, _ = write_report(copy, run["task"])
+    assert "5 of 8 replicates (time limit)" in html_path.read_text(encoding="utf-8")
+
+
 def test_task_must_be_found_and_match(run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run["dir"], copy)

@@ -7,12 +7,17 @@ DESIGN principle 3.  One (group, target) fit runs in three stages:
    others, so the search below only moves the nonlinear parameters.
 2. *Multi-start.*  ``n_starts`` cheap starting points for the nonlinear
    parameters (a log-spaced grid over exponent-like and scale parameters plus
-   seeded random draws) are scored by the objective, and the ``n_local`` best
-   are optimized by bounded least squares (``scipy.optimize.least_squares``,
-   method ``trf``), stopping early once a second local fit reaches the best
-   objective so far (that basin is then confirmed).
+   seeded random draws) are scored by the sum of squared residuals, and the
+   ``n_local`` best are optimized by bounded least squares
+   (``scipy.optimize.least_squares``, method ``trf``), stopping early once a
+   second local fit reaches the best objective so far (that basin is then
+   confirmed).  Squares, not the robust loss, because the Huber loss's linear
+   arms make a rugged landscape where local fits stall (Muennighoff et al.'s
+   law, Clark et al.'s), and because variable projection solves the linear
+   parameters by least squares too.
 3. *Joint polish.*  All parameters together, robust loss, analytic Jacobian,
-   from the best projected solution; whichever of the two is better is kept.
+   from the best projected solutions (one per :data:`_LOCAL_FITS_PER_POLISH`
+   local fits under a Huber loss); the best result by the robust loss is kept.
 
 The loss is Huber on log residuals ``log(pred) - log(y)`` when the target is
 positive (as in Besiroglu et al.'s Chinchilla replication), else Huber on
@@ -27,7 +32,9 @@ Rows where the target or an input is not finite are left out of a fit
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 import weakref
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -40,7 +47,8 @@ from scipy.optimize import OptimizeResult, least_squares
 from .errors import DataError, FitError, FormulaError
 from .formula import Law
 
-__all__ = ["FitOptions", "GroupFit", "LawFit", "fit_group", "fit_law", "PENALTY", "LOG_FLOOR"]
+__all__ = ["FitOptions", "GroupFit", "LawFit", "fit_group", "fit_law", "PENALTY", "LOG_FLOOR", "EXPONENT_BOUNDS",
+           "RATE_BOUNDS"]
 
 LossName = Literal["auto", "huber_log", "huber", "squared", "squared_log"]
 _LOSSES = ("auto", "huber_log", "huber", "squared", "squared_log")
@@ -49,9 +57,13 @@ PENALTY = 1e8  # residual of a row whose prediction is not finite (and clip for 
 LOG_FLOOR = 1e-6  # under a log loss, predictions below LOG_FLOOR * y continue the log linearly
 DEFAULT_HUBER_DELTA = {"log": 1e-3, "plain": 1e-2}  # on log residuals / on residuals divided by std(y)
 EXPONENT_BOUNDS = (-10.0, 10.0)
+#: Bounds of rates (t in exp(t*x), :meth:`Law.rate_parameters`): exp(t*r) over proportions r in [0, 1]
+#: needs |t| ~ 20 in Ye et al.'s mixture law, which EXPONENT_BOUNDS would clip.
+RATE_BOUNDS = (-100.0, 100.0)
 SCALE_BOUNDS = (-1e12, 1e12)
 _EXPONENT_MAGNITUDES = np.array([0.05, 0.2, 0.5, 1.0, 2.0])
 _RCOND = 1e-10  # relative singular-value cutoff of the linear solve
+_LOCAL_FITS_PER_POLISH = 8  # under a Huber loss, one polish per this many local fits (at least one)
 _AGREE, _AGREE_ABS = 1e-6, 1e-14  # local fits whose objectives differ by less reached the same minimum
 
 
@@ -69,7 +81,8 @@ class FitOptions:
       local optimizations from the best of them (fewer once two agree on the best objective);
       ``max_nfev``: residual evaluations per local run.
     - ``bounds``: per-parameter ``(low, high)`` by name (names not in the law are ignored).
-      Defaults: exponent-like parameters :data:`EXPONENT_BOUNDS`, all others :data:`SCALE_BOUNDS`.
+      Defaults: rates :data:`RATE_BOUNDS`, other exponent-like parameters :data:`EXPONENT_BOUNDS`,
+      all others :data:`SCALE_BOUNDS`.
     """
 
     loss: LossName = "auto"
@@ -206,6 +219,11 @@ class _Objective:
         return "huber" if self.huber else "linear"
 
 
+def _squared_cost(r: np.ndarray) -> float:
+    """0.5 * sum r²: the cost the multi-start ranks and optimizes by (see :func:`_search`)."""
+    return 0.5 * float(r @ r)
+
+
 def _spread(y: np.ndarray) -> float:
     """The scale plain residuals are divided by: std(y), else mean |y|, else 1."""
     for s in (np.std(y), np.mean(np.abs(y))):
@@ -301,12 +319,14 @@ def _least_squares(
     upper: np.ndarray,
     obj: _Objective,
     max_nfev: int,
+    squared: bool = False,
 ) -> OptimizeResult | None:
-    """Bounded trf least squares with the objective's loss; None if scipy refuses the problem."""
+    """Bounded trf least squares with the objective's loss (plain squares if ``squared``);
+    None if scipy refuses the problem."""
     try:
         return least_squares(
             fun, np.clip(x0, lower, upper), jac=jac, bounds=(lower, upper), method="trf",
-            loss=obj.scipy_loss, f_scale=obj.delta, max_nfev=max_nfev,
+            loss="linear" if squared else obj.scipy_loss, f_scale=obj.delta, max_nfev=max_nfev,
         )
     except (ValueError, np.linalg.LinAlgError):
         return None
@@ -358,9 +378,11 @@ def _starts(
 
 # ---------------------------------------------------------------------- fitting
 def _bounds(law: Law, options: FitOptions) -> tuple[np.ndarray, np.ndarray]:
-    exponents = set(law.exponent_parameters())
+    exponents, rates = set(law.exponent_parameters()), set(law.rate_parameters())
     given = options.bounds or {}
-    pairs = [given.get(p, EXPONENT_BOUNDS if p in exponents else SCALE_BOUNDS) for p in law.parameters]
+    defaults = {p: RATE_BOUNDS if p in rates else EXPONENT_BOUNDS if p in exponents else SCALE_BOUNDS
+                for p in law.parameters}
+    pairs = [given.get(p, defaults[p]) for p in law.parameters]
     lower = np.array([float(lo) for lo, _ in pairs])
     upper = np.array([float(hi) for _, hi in pairs])
     return lower, upper
@@ -402,10 +424,21 @@ def fit_group(
 ) -> GroupFit:
     """Fit ``law`` to rows ``X`` (n, len(law.inputs)) and target ``y`` (n,); never raises on numerics.
 
-    Deterministic for ``(seed, group, target)``.  ``start`` (a parameter vector, e.g. a
-    previous fit) joins the multi-start candidates.  Returns ``success=False`` with a
-    finite theta and ``loss=inf`` when no parameters give finite predictions.
+    Deterministic for ``(seed, group, target)``, and for the expression whatever the order
+    of ``law.parameters`` (the fit runs in :meth:`Law.in_tree_order`).  ``start`` (a
+    parameter vector, e.g. a previous fit) joins the multi-start candidates.  Returns
+    ``success=False`` with a finite theta and ``loss=inf`` when no parameters give finite
+    predictions.
     """
+    ordered = law.in_tree_order()
+    if ordered is not law:
+        to_tree = np.array([law.parameters.index(p) for p in ordered.parameters], dtype=int)
+        fit = fit_group(ordered, X, y, options, seed=seed, group=group, target=target,
+                        start=None if start is None else np.asarray(start, dtype=float)[to_tree])
+        theta = np.empty_like(fit.theta)
+        theta[to_tree] = fit.theta
+        theta.setflags(write=False)
+        return dataclasses.replace(fit, theta=theta)
     options = options or FitOptions()
     X = _as_matrix(X, law)
     y = np.asarray(y, dtype=float).reshape(-1)
@@ -444,7 +477,8 @@ def fit_group(
 def _search(
     problem: _Problem, options: FitOptions, rng: np.random.Generator, start: np.ndarray | None = None
 ) -> tuple[np.ndarray, str]:
-    """Multi-start over the nonlinear parameters (plus ``start``, if given), then a joint polish."""
+    """Multi-start over the nonlinear parameters (plus ``start``, if given) on squared residuals,
+    then a joint polish under the objective's loss (see the module docstring)."""
     obj, law, non = problem.obj, problem.law, problem.non
     if non.size == 0:
         return _polish(problem, options, problem.complete(non)[0], "linear parameters solved exactly")
@@ -456,7 +490,7 @@ def _search(
     if start is not None and np.all(np.isfinite(start)):
         starts = np.vstack([np.clip(np.asarray(start, dtype=float)[non], problem.lower[non], problem.upper[non]),
                             starts])
-    scores = np.array([obj.cost(problem.projected_residuals(s)) for s in starts])
+    scores = np.array([_squared_cost(problem.projected_residuals(s)) for s in starts])
     ranked = starts[np.argsort(scores, kind="stable")]
     _, first = np.unique(ranked, axis=0, return_index=True)
     ranked = ranked[np.sort(first)[: options.n_local]]
@@ -465,22 +499,30 @@ def _search(
     fun = problem.residuals if full else problem.projected_residuals
     best_theta, best_cost = problem.complete(ranked[0])[0], float(scores.min())
     best_res, n_run = None, 0
+    found: list[tuple[float, np.ndarray]] = [(best_cost, best_theta)]
     for x0 in ranked:
         jac = problem.jac_for(x0) if full else "2-point"
-        res = _least_squares(fun, x0, jac, problem.lower[non], problem.upper[non], obj, options.max_nfev)
+        res = _least_squares(fun, x0, jac, problem.lower[non], problem.upper[non], obj, options.max_nfev,
+                             squared=True)
         if res is None:
             continue
         n_run += 1
-        cost = obj.cost(fun(res.x))
+        cost = _squared_cost(fun(res.x))
+        found.append((cost, problem.complete(res.x)[0]))
         if abs(cost - best_cost) <= _AGREE * best_cost + _AGREE_ABS and best_res is not None:
             break  # a second local fit reached the best objective: that basin is confirmed
         if cost < best_cost:
-            best_theta, best_cost, best_res = problem.complete(res.x)[0], cost, res
+            best_theta, best_cost, best_res = found[-1][1], cost, res
     if best_res is None:
         message = f"no local fit improved on the best of {len(starts)} starts"
     else:
         message = f"best of {n_run} local fits from {len(starts)} starts: {best_res.message}"
-    return (best_theta, message) if full else _polish(problem, options, best_theta, message)
+    if not obj.huber:
+        return (best_theta, message) if full else _polish(problem, options, best_theta, message)
+    found.sort(key=lambda item: item[0])
+    n_polish = math.ceil(options.n_local / _LOCAL_FITS_PER_POLISH)
+    polished = [_polish(problem, options, theta, message) for _, theta in found[:n_polish]]
+    return min(polished, key=lambda item: obj.cost(problem.residuals(item[0])))
 
 
 def _polish(problem: _Problem, options: FitOptions, theta: np.ndarray, message: str) -> tuple[np.ndarray, str]:

@@ -30,6 +30,7 @@ __all__ = ["Law", "FUNCTIONS", "MAX_NODES"]
 MAX_NODES = 400  # syntax-tree nodes allowed in one formula text
 MAX_TEXT = 4000  # characters allowed in one formula text
 MAX_DEPTH = 40
+_CANONICAL_ROUNDS = 4  # renaming rounds of Law.canonical
 
 NumpyFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -340,13 +341,36 @@ class Law:
 
     @property
     def canonical(self) -> str:
-        """A key equal for laws that differ only in parameter names (for deduplication)."""
+        """A key equal for laws that differ only in parameter names or in the order their text
+        wrote them (for deduplication).
+
+        Parameters are renamed ``_p0``, ``_p1`` … in tree order; as a renaming can reorder
+        sympy's sorted arguments, that is repeated until the order settles (a few rounds).
+        """
         if "canonical" not in self._cache:
-            mapping = {
-                sympy.Symbol(p, real=True): sympy.Symbol(f"p{i}", real=True) for i, p in enumerate(self.parameters)
-            }
-            self._cache["canonical"] = sympy.srepr(self.expr.xreplace(mapping))
+            expr = self.expr
+            parameters = {self.symbol(p) for p in self.parameters}
+            for _ in range(_CANONICAL_ROUNDS):
+                order = [s for s in _symbols_in_order(expr) if s in parameters]
+                mapping = {s: sympy.Symbol(f"_p{i}", real=True) for i, s in enumerate(order)}
+                renamed = expr.xreplace(mapping)
+                parameters = set(mapping.values())
+                if renamed == expr:
+                    break
+                expr = renamed
+            self._cache["canonical"] = sympy.srepr(expr)
         return self._cache["canonical"]
+
+    def in_tree_order(self) -> Law:
+        """This law with its parameters in tree order, which depends on the expression only.
+
+        The fitter works in this order, so one law written in two ways (``B/x + E`` and
+        ``E + B/x``) gets the same starting points and the same fit.
+        """
+        if "tree_order" not in self._cache:
+            order = tuple(s.name for s in _symbols_in_order(self.expr) if s.name in self.parameters)
+            self._cache["tree_order"] = self if order == self.parameters else Law(self.expr, self.inputs, order)
+        return self._cache["tree_order"]
 
     def __reduce__(self) -> tuple:
         """Pickle the expression only (compiled numpy functions are rebuilt on demand)."""
@@ -428,8 +452,19 @@ class Law:
         ``exp(-b*log(x))``); scales and shifts such as tau in ``exp(-x/tau)`` or
         x0 in ``exp(x0 - x)`` do not.
         """
+        return tuple(self._exponent_roles())
+
+    def rate_parameters(self) -> tuple[str, ...]:
+        """The exponent parameters that are rates of an input itself, not of its log:
+        t in ``exp(t*x)`` (but not b in ``exp(-b*log(x))`` nor alpha in ``x**alpha``)."""
+        return tuple(p for p, role in self._exponent_roles().items() if role == "rate")
+
+    def _exponent_roles(self) -> dict[str, str]:
+        """Exponent parameter -> 'power' or 'rate' (a rate only where it is never a power), in order."""
+        if "exponent_roles" in self._cache:
+            return self._cache["exponent_roles"]
         variables = {self.symbol(n) for n in self.inputs}
-        found: set[str] = set()
+        found: dict[str, str] = {}
         for node in sympy.preorder_traversal(self.expr):
             if isinstance(node, sympy.Pow):
                 inner, base_varies = node.exp, bool(node.base.free_symbols & variables)
@@ -439,9 +474,15 @@ class Law:
                 continue
             for symbol in inner.free_symbols - variables:
                 slope = sympy.diff(inner, symbol)
-                if not slope.has(symbol) and (base_varies or slope.free_symbols & variables):
-                    found.add(symbol.name)
-        return tuple(p for p in self.parameters if p in found)
+                if slope.has(symbol) or not (base_varies or slope.free_symbols & variables):
+                    continue
+                outside_logs = slope.replace(lambda e: isinstance(e, sympy.log), lambda e: sympy.Integer(1))
+                rate = not base_varies and bool(outside_logs.free_symbols & variables)
+                if found.get(symbol.name) != "power":
+                    found[symbol.name] = "rate" if rate else "power"
+        roles = {p: found[p] for p in self.parameters if p in found}
+        self._cache["exponent_roles"] = roles
+        return roles
 
     def log_domain_variables(self) -> tuple[str, ...]:
         """Inputs that appear inside a log or under a non-integer power (must be positive)."""

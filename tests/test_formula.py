@@ -132,6 +132,9 @@ def test_linear_split_finds_jointly_linear_parameters():
 def test_roles_of_parameters_and_domain_variables():
     law = Law.parse("E + A*exp(-b*x) + C*log(z) + w**2", ["x", "z", "w"])
     assert law.exponent_parameters() == ("b",)
+    assert law.rate_parameters() == ("b",)  # exp(-b*x): a rate of x itself
+    power_like = Law.parse("E + A*exp(-b*log(z)) + B*z**(-c)", ["z"])
+    assert power_like.exponent_parameters() == ("b", "c") and power_like.rate_parameters() == ()
     assert law.log_domain_variables() == ("z",)
 
 
@@ -151,6 +154,15 @@ def test_printers():
 def test_canonical_key_ignores_parameter_names():
     assert Law.parse("a + b*x**c", ["x"]).canonical == Law.parse("k + m*x**q", ["x"]).canonical
     assert Law.parse("a + b*x**c", ["x"]).canonical != Law.parse("a + b*x**c + d", ["x"]).canonical
+
+
+def test_canonical_key_ignores_the_order_the_text_wrote_the_law_in():
+    written = Law.parse("B/(D_l + x**beta) + E", ["x"])
+    printed = Law.parse(written.text, ["x"])  # E + B/(D_l + x**beta): parameters in another order
+    assert written.parameters != printed.parameters and written.canonical == printed.canonical
+    assert written.in_tree_order().parameters == printed.in_tree_order().parameters
+    # renamed parameters never collide with an input of the same name
+    assert Law.parse("a + p0", ["p0"]).canonical != Law.parse("2*p0", ["p0"]).canonical
 
 
 _atoms = st.sampled_from(["x", "z", "a", "b", "2", "0.5", "3"])

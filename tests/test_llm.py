@@ -302,10 +302,10 @@ def test_code_injection_is_rejected_and_nothing_runs(fake_llm, tmp_path, monkeyp
 
 
 def test_equations_with_the_target_are_accepted_others_rejected(fake_llm, tmp_path):
-    fake_llm.push(laws_json("loss = A/N**alpha + E", "L(N, D) = E + A/N**a", "N = A*D**b", "loss == A/N**a"))
+    fake_llm.push(laws_json("loss = A/N**alpha + E", "L(N, D) = E + A/D**a", "N = A*D**b", "loss == A/N**a"))
     p = make_proposer(fake_llm, tmp_path)
     props = p.propose(make_context(), 5)
-    assert [x.formula for x in props] == ["loss = A/N**alpha + E", "L = E + A/N**a"]
+    assert [x.formula for x in props] == ["loss = A/N**alpha + E", "L = E + A/D**a"]
     for prop in props:
         Law.parse(prop.formula, ("N", "D"), ("loss",))
     reasons = [r["reason"] for r in p.stats["rejections"]]

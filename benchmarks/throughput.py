@@ -1,10 +1,13 @@
-"""Evaluations per second of the search's fitting with 1 and 2 worker processes.
+"""Evaluations per second of the search's fitting with 1 and 2 worker processes, and the latency
+of one thorough fit and of one mutation.
 
     python benchmarks/throughput.py [--laws 200] [--workers 1 2]
 
 Scores the same fixed set of laws (the library's forms plus seeded mutations of them on
 tasks/demo.yaml) through the executor the search uses, and prints laws/s for each worker
-count. Not a test: a measurement to report.
+count; then the median time of a default (thorough) fit of Chinchilla's law on 150 rows
+(target: under 0.2 s) and the time per proposal of the mutation proposer (target: under
+0.1 s; typically a few milliseconds). Not a test: measurements to report.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lawsearch.fit import fit_group
+from lawsearch.formula import Law
 from lawsearch.proposers.base import ScoredLaw, SearchContext
 from lawsearch.proposers.library import LibraryProposer
 from lawsearch.proposers.mutate import MutationProposer
@@ -63,6 +68,34 @@ def main() -> None:
         executor.shutdown()
         ok = sum(r["status"] == "ok" for r in results)
         print(f"workers={workers}: {len(formulas)} laws ({ok} fitted) in {elapsed:.1f}s = {len(formulas) / elapsed:.2f} laws/s")
+    print(f"thorough fit of Chinchilla's law, 150 rows: median {1000 * fit_latency():.0f} ms (target < 200 ms)")
+    print(f"mutation proposer: {1000 * mutation_latency():.1f} ms per proposal (target < 100 ms)")
+
+
+def fit_latency(repeats: int = 10) -> float:
+    """Median seconds of one default fit of E + A/N^alpha + B/D^beta to 150 noisy rows."""
+    law = Law.parse("E + A/N**alpha + B/D**beta", ["N", "D"])
+    rng = np.random.default_rng(0)
+    X = np.column_stack([10 ** rng.uniform(7, 10, 150), 10 ** rng.uniform(9, 12, 150)])
+    y = law.evaluate(X, [1.69, 406.4, 0.34, 410.7, 0.28]) * (1 + 0.001 * rng.standard_normal(150))
+    fit_group(law, X, y)  # compile the law's functions once
+    times = []
+    for seed in range(repeats):
+        start = time.perf_counter()
+        fit_group(law, X, y, seed=seed)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def mutation_latency(n: int = 40) -> float:
+    """Seconds per proposal of the mutation proposer on a few two-input parents."""
+    parents = ["E + A/x**a + B/z**b", "A*x**a*z**b", "E + A*log(x) + B*log(z)", "E + A*exp(-b*x) + C/z"]
+    context = SearchContext(inputs=("x", "z"), targets=("y",), X=np.ones((4, 2)) * 2.0, Y=np.ones((4, 1)),
+                            groups=np.array(["all"] * 4, dtype=object), rng=np.random.default_rng(0),
+                            max_parameters=6, best=[ScoredLaw(f, 10, 4, 0.1 * (i + 1)) for i, f in enumerate(parents)])
+    start = time.perf_counter()
+    proposals = MutationProposer().propose(context, n)
+    return (time.perf_counter() - start) / max(len(proposals), 1)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ def evaluate_law(
 ) -> Evaluation:
     """Fit a law (object or formula text) on the task's train split; metrics on train and test.
 
+    Without ``options``, a human law of the task is fitted within the bounds its
+    spec states (:meth:`Task.fit_options`), any other law with the defaults.
     Raises :class:`~lawsearch.errors.FormulaError` for a bad formula and
     :class:`~lawsearch.errors.DataError` when the law takes the log (or a
     fractional power) of an input that is not positive in the data.
@@ -50,6 +52,7 @@ def evaluate_law(
     if isinstance(law, str):
         law = Law.parse(law, task.inputs, task.targets)
     task.check_law_domain(law)
+    options = options if options is not None else task.fit_options(law)
     fit, test_metrics = fit_and_score(law, task.train, task.test, options, seed=seed)
     train_pred = fit.predict(task.train.X, task.train.groups, task.train.targets)
     return Evaluation(law, fit, {"train": compute_metrics(task.train.Y, train_pred), "test": test_metrics})

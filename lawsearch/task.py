@@ -23,7 +23,9 @@ group, the rows of largest scale (see :func:`holdout_largest`).  Without a
 ``split`` entry the task extrapolates along all inputs with ``f = 0.2``.
 The *scale columns* (``by``; default: all inputs) also decide the search's
 validation rows (:meth:`Task.validation_split`); ``by: []`` means the task has
-no scale axis, and those holdouts are then seeded random draws per group.
+no scale axis, and those holdouts are then seeded random draws per group.  How
+many train rows the search validates on follows the test split by default
+(:meth:`Task.validation_fraction`).
 
 Every problem is a :class:`TaskError` (the spec) or a :class:`DataError` (the
 table) whose message names the file, field, column and 1-based data row.
@@ -43,13 +45,15 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import DataError, LawsearchError, TaskError
+from .fit import FitOptions
 from .formula import Law
 from .synthetic import generate
 
 __all__ = [
+    "AUTO_VALIDATION_BOUNDS",
     "TaskSpec",
     "TaskData",
     "Task",
@@ -71,6 +75,7 @@ TASKS_DIR = Path(__file__).resolve().parents[1] / "tasks"
 DATA_ENV = "LAWSEARCH_DATA"
 SUFFIXES = (".csv", ".parquet", ".jsonl")
 DEFAULT_GROUP = "all"
+AUTO_VALIDATION_BOUNDS = (0.05, 0.3)  # the "auto" validation share stays within these
 
 
 class DataNotFound(DataError):
@@ -163,6 +168,15 @@ class HumanLaw(_Spec):
     formula: str
     reference: str | None = None
     notes: str | None = None
+    bounds: dict[str, tuple[float, float]] = {}  # parameter -> (low, high): constraints the paper states
+
+    @field_validator("bounds")
+    @classmethod
+    def _ordered(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (low, high) in value.items():
+            if not low < high:
+                raise ValueError(f"bounds of {name!r} must have low < high, got [{low:g}, {high:g}]")
+        return value
 
 
 class TaskSpec(_Spec):
@@ -429,15 +443,44 @@ class Task:
         columns = np.column_stack([X[:, self.inputs.index(c)] for c in self.scale_columns])
         return scale_score(columns, self._log_scale, self.scale_rule)
 
-    def validation_split(self, fraction: float = 0.2, seed: int = 0) -> tuple[TaskData, TaskData]:
+    @property
+    def test_share(self) -> float:
+        """The test split's share of all the task's rows."""
+        return len(self.test) / (len(self.train) + len(self.test))
+
+    def validation_fraction(self, setting: float | str = "auto") -> float:
+        """The share of each group's train rows the search validates on, for a setting.
+
+        A number is used as given.  ``"auto"`` mirrors the task's extrapolation: the
+        test split's share of all rows (:attr:`test_share`), clipped to
+        :data:`AUTO_VALIDATION_BOUNDS`, so search-train relates to validation as train
+        to test (sft: 12 train rows and 1 test row per group, so 1 validation row).
+        Only the number of test rows is used, never their values.
+        """
+        if setting != "auto":
+            return float(setting)
+        low, high = AUTO_VALIDATION_BOUNDS
+        return min(max(self.test_share, low), high)
+
+    def validation_split(self, fraction: float | str = "auto", seed: int = 0) -> tuple[TaskData, TaskData]:
         """(search_train, validation), both carved from the train rows only.
 
         Validation rows are the largest-scale train rows of each group
         (:func:`holdout_largest` on the scale columns; random with ``seed``
-        when the task has none).  Test rows are never included.
+        when the task has none), a share ``fraction`` of them (a number, or
+        ``"auto"``: see :meth:`validation_fraction`).  Test rows are never included.
         """
+        fraction = self.validation_fraction(fraction)
         held = holdout_largest(self.scale_score(self.train), self.train.groups, fraction, seed=seed)
         return self.train.subset(~held), self.train.subset(held)
+
+    def fit_options(self, law: Law) -> FitOptions | None:
+        """Fitter options for ``law``: the stated ``bounds`` when it is one of the task's human
+        laws (the same expression), else None (the defaults)."""
+        for human in self.human_laws:
+            if human.bounds and self.parse_law(human.formula).expr == law.expr:
+                return FitOptions(bounds=dict(human.bounds))
+        return None
 
     def check_law_domain(self, law: Law | str) -> None:
         """Raise DataError if an input the law takes a log or fractional power of is ever <= 0."""
@@ -621,6 +664,10 @@ def _check_spec(spec: TaskSpec, source: str) -> tuple[tuple[str, ...], list[tupl
             laws.append((law.name, Law.parse(law.formula, inputs, targets)))
         except LawsearchError as exc:
             raise TaskError(f"{source}: human law {law.name!r}: {exc}") from None
+        unknown = [name for name in law.bounds if name not in laws[-1][1].parameters]
+        if unknown:
+            raise TaskError(f"{source}: human law {law.name!r}: 'bounds' names {unknown[0]!r}, which is not a "
+                            f"parameter of its formula (parameters: {', '.join(laws[-1][1].parameters)})")
     return tuple(scale), laws
 
 

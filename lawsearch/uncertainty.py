@@ -23,6 +23,8 @@ those asked for, and the result depends on the machine's speed.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -122,6 +124,11 @@ def prediction_rows(task: Task) -> dict[str, int]:
     return chosen
 
 
+def _with_bounds(options: FitOptions, law_options: FitOptions | None) -> FitOptions:
+    """``options`` with the bounds a human law states (:meth:`Task.fit_options`), if any."""
+    return options if law_options is None else dataclasses.replace(options, bounds=law_options.bounds)
+
+
 def _point_estimate(law: Law, fitted: LawFit | Mapping[str, Any] | None, train: TaskData, seed: int,
                     ) -> dict[tuple[str, str], np.ndarray]:
     """Parameters of the point estimate per (group, target), from a LawFit, a JSON record or a fresh fit."""
@@ -193,7 +200,8 @@ def bootstrap_intervals(
         X=train.X, Y=train.Y, groups=train.groups,
         X_eval=test.X[[rows[g] for g in eval_groups]].reshape(len(eval_groups), -1),
         groups_eval=np.array(eval_groups, dtype=str),
-        options=fit_options or BOOTSTRAP_FIT_OPTIONS, seed=int(seed), start=estimate,
+        options=fit_options or _with_bounds(BOOTSTRAP_FIT_OPTIONS, task.fit_options(law)), seed=int(seed),
+        start=estimate,
         deadline=None if time_limit is None else time.time() + time_limit,
     )
     replicates = list(range(n_boot))

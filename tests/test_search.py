@@ -63,6 +63,12 @@ def test_settings_precedence_cli_over_env_over_config(tmp_path):
         resolve_settings({}, config, environ={})
     with pytest.raises(TaskError, match="unknown proposer 'gpt'"):
         resolve_settings({"proposers": ("library", "gpt")}, None, environ={})
+    assert settings.validation_fraction == "auto"
+    config.write_text("validation_fraction: 0.1\n")
+    assert resolve_settings({}, config, environ={}).validation_fraction == 0.1
+    for bad in (1.5, 0, "most"):
+        with pytest.raises(TaskError, match="'validation_fraction'"):
+            resolve_settings({"validation_fraction": bad}, None, environ={})
 
 
 def test_discover_finds_the_generating_law_and_writes_outputs(tmp_path, chinchilla_task):
@@ -77,6 +83,9 @@ def test_discover_finds_the_generating_law_and_writes_outputs(tmp_path, chinchil
     assert {"task", "law", "human_laws", "seed", "budget", "engines", "wall_time_s", "evaluations"} <= set(data)
     assert {"formula", "latex", "parameters", "complexity", "fitted", "metrics"} <= set(data["law"])
     assert data["human_laws"][0]["metrics"]["test"]["r2"] > 0.99
+    assert data["law"]["validation"]["fraction"] == 0.2  # 'auto': the test split's share (20%)
+    assert data["law"]["validation"]["rows"] == math.ceil(0.2 * len(chinchilla_task.train))
+    assert "validation: 10 of 48 train rows, share 0.2 ('auto'" in (tmp_path / "run" / "run.log").read_text()
     history = _history(tmp_path / "run")
     assert {r["source"] for r in history} == {"library", "mutate"}
     assert all(r["status"] in {"ok", "duplicate", "parse_error", "rejected", "fit_failed", "error"} for r in history)
@@ -318,3 +327,18 @@ def test_human_laws_are_seeded_with_the_full_fitter(tmp_path, chinchilla_task):
     assert human.val_error == pytest.approx(thorough["val_error"])
     assert not all(c.refined for c in search.state.archive.candidates.values())
     search.close()
+
+
+def test_human_law_bounds_hold_in_the_search_and_in_the_records(tmp_path):
+    """A human law with stated bounds is fitted within them: seeded in the search, as the winner, in law.json."""
+    human = {"name": "Hoffmann", "formula": CHINCHILLA, "bounds": {"alpha": [0.5, 1.0]}}  # the truth, 0.34, is outside
+    task = synthetic_task(human_laws=[human])
+    settings = SearchSettings(proposers=("library",), seed=0, **{**FAST, "generations": 1, "initial_library": 0})
+    result = discover(task, settings, out=tmp_path / "run")
+    assert result.law_json["law"]["formula"] == task.parse_law(CHINCHILLA).text  # the only law: the winner
+    assert result.law_json["law"]["fitted"]["all"]["alpha"] == pytest.approx(0.5)
+    assert result.law_json["human_laws"][0]["fitted"]["all"]["alpha"] == pytest.approx(0.5)
+    seeded = evaluate_batch([CHINCHILLA], dataclasses.replace(
+        Discovery(task, settings, tmp_path / "other").payload, fit_options=FitOptions(bounds={"alpha": (0.5, 1.0)})))
+    winner = result.state.archive.best(1)[0]
+    assert winner.val_error == pytest.approx(seeded[0]["val_error"])

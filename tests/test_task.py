@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -15,7 +16,9 @@ from lawsearch.errors import DataError, FormulaError, TaskError
 from lawsearch.formula import Law
 from lawsearch.synthetic import generate
 from lawsearch.task import (
+    AUTO_VALIDATION_BOUNDS,
     TASKS_DIR,
+    Task,
     DataNotFound,
     TaskData,
     curated_tasks,
@@ -130,7 +133,7 @@ def test_unknown_nested_field(tmp_path):
     with pytest.raises(TaskError, match=re.escape("unknown field 'split.colum' (allowed: column, by, largest, extrapolate)")):
         load_task(path)
     path = write(tmp_path, "u.yaml", spec_yaml(extra="human_laws: [{name: h, formula: a, ref: x}]\n"))
-    with pytest.raises(TaskError, match=re.escape("unknown field 'human_laws.0.ref' (allowed: name, formula, reference, notes)")):
+    with pytest.raises(TaskError, match=re.escape("unknown field 'human_laws.0.ref' (allowed: name, formula, reference, notes, bounds)")):
         load_task(path)
 
 
@@ -186,6 +189,22 @@ def test_bad_human_law_fails_at_load_with_its_name(tmp_path):
     path = write(tmp_path, "t.yaml", spec_yaml(extra=laws))
     with pytest.raises(TaskError, match=re.escape(f"{path}: human law 'Broken': unknown function 'foo'")):
         load_task(path)
+
+
+def test_human_law_bounds_are_checked_at_load(tmp_path):
+    write(tmp_path, "d.csv", BASIC_CSV)
+    law = "human_laws:\n  - {name: L, formula: 'c + k*a', bounds: {%s}}\n"
+    path = write(tmp_path, "t.yaml", spec_yaml(extra=law % "m: [0, 1]"))
+    with pytest.raises(TaskError, match=re.escape(f"{path}: human law 'L': 'bounds' names 'm', which is not a "
+                                                  "parameter of its formula (parameters: c, k)")):
+        load_task(path)
+    path = write(tmp_path, "t.yaml", spec_yaml(extra=law % "k: [2, 1]"))
+    with pytest.raises(TaskError, match=re.escape("bounds of 'k' must have low < high, got [2, 1]")):
+        load_task(path)
+    path = write(tmp_path, "t.yaml", spec_yaml(extra=law % "k: [0, .inf]"))
+    task = load_task(path)
+    assert task.fit_options(task.parse_law("k*a + c")).bounds == {"k": (0.0, math.inf)}  # same law, other text
+    assert task.fit_options(task.parse_law("c + k*b")) is None
 
 
 def test_bad_human_law_is_reported_before_missing_data(tmp_path, no_data_env):
@@ -487,6 +506,27 @@ def test_validation_split_of_demo():
     search, validation = task.validation_split()
     assert (len(search), len(validation)) == (576, 144)  # 240 train rows per group: 48 held out
     assert set(validation.rows).isdisjoint(task.test.rows)
+
+
+def _sft_like(test_every: int, groups: int = 2, rows: int = 13) -> Task:
+    """Groups of ``rows`` rows on a doubling axis, every ``test_every``-th largest row a test row."""
+    x = np.tile(200.0 * 2.0 ** np.arange(rows), groups)
+    rank = np.tile(np.arange(rows)[::-1], groups)  # 0 for the largest row of each group
+    frame = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(groups)], rows), "x": x, "y": 1 + 100 / x,
+                          "split": np.where(rank % test_every == 0, "test", "train")})
+    return task_from_frame(frame, name="sftlike", inputs=["x"], target="y", group="g",
+                           split={"column": "split", "by": ["x"]})
+
+
+def test_auto_validation_fraction_mirrors_the_test_split():
+    task = _sft_like(test_every=13)  # 12 train rows and 1 test row per group, as in sft
+    assert task.test_share == pytest.approx(1 / 13)
+    assert task.validation_fraction() == task.validation_fraction("auto") == pytest.approx(1 / 13)
+    search, validation = task.validation_split(task.validation_fraction())
+    assert validation.column("x").tolist() == [200.0 * 2**11] * 2  # one row per group: the largest train row
+    assert task.validation_fraction(0.5) == 0.5  # a number is used as given
+    assert _sft_like(test_every=2).validation_fraction() == AUTO_VALIDATION_BOUNDS[1]  # 7 of 13: clipped
+    assert _sft_like(test_every=100, rows=40).validation_fraction() == AUTO_VALIDATION_BOUNDS[0]  # 1 of 40
 
 
 def test_task_from_frame_defaults():

@@ -177,8 +177,8 @@ def _latex_text(name: str) -> str:
 
 def _figures(report: Report, human: Evaluation | None, settings: dict[str, Any], seed: int) -> list[ReportFigure]:
     task, fit = report.task, report.evaluation.fit
-    fraction = float(settings.get("validation_fraction", 0.2))
-    _, validation = task.validation_split(fraction, seed=int(settings.get("seed", seed)))
+    _, validation = task.validation_split(settings.get("validation_fraction", "auto"),
+                                          seed=int(settings.get("seed", seed)))
     _, split = plots.split_labels(task, validation)
     X = np.vstack([task.train.X, task.test.X])
     Y = np.vstack([task.train.Y, task.test.Y])

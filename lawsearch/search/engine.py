@@ -88,7 +88,8 @@ class Discovery:
         self._own_executor = executor is None
         self.executor = executor
         self.max_parameters = settings.max_parameters or task.max_parameters
-        self.search_train, self.validation = task.validation_split(settings.validation_fraction, seed=settings.seed)
+        self.validation_fraction = task.validation_fraction(settings.validation_fraction)
+        self.search_train, self.validation = task.validation_split(self.validation_fraction, seed=settings.seed)
         self.payload = self._payload()
         self.state = self._initial_state(resume)
         built = build_proposers(settings.proposers, {"operon": settings.operon, "pysr": settings.pysr,
@@ -97,6 +98,9 @@ class Discovery:
         self.notes = built.notes
         for note in self.notes:
             self.log(note)
+        auto = " ('auto': the test split's share of the rows)" if settings.validation_fraction == "auto" else ""
+        self.log(f"validation: {len(self.validation)} of {len(task.train)} train rows, "
+                 f"share {self.validation_fraction:.3g}{auto}")
         if not self.proposers:
             raise LawsearchError("no proposer is available for this run")
         self._session_start = time.monotonic()
@@ -268,7 +272,9 @@ class Discovery:
         thorough = [key for key, (_, _, p) in pending.items() if p.note.startswith(HUMAN_SEED)]
         cheap = [key for key in pending if key not in thorough]
         outcome = dict(zip(cheap, self._evaluate([pending[k][0] for k in cheap])))
-        outcome.update(zip(thorough, self._evaluate([pending[k][0] for k in thorough], self._full_payload(), 1)))
+        human_jobs = [([pending[k][0]], self._full_payload(self.task.fit_options(self.task.parse_law(pending[k][0]))))
+                      for k in thorough]  # the thorough fitter, within the bounds each human law's spec states
+        outcome.update(zip(thorough, self._run_jobs(human_jobs)))
         best_before = self.best_error()
         for record in records:
             if record.get("status") != "pending":
@@ -305,20 +311,23 @@ class Discovery:
         state.elapsed = self.elapsed
         save_checkpoint(self.run_dir, state)
 
-    def _full_payload(self) -> EvalPayload:
-        """The search payload with the default (thorough) fitter instead of the cheap one."""
-        return dataclasses.replace(self.payload, fit_options=FitOptions())
+    def _full_payload(self, options: FitOptions | None = None) -> EvalPayload:
+        """The search payload with the default (thorough) fitter, or ``options``, instead of the cheap one."""
+        return dataclasses.replace(self.payload, fit_options=options or FitOptions())
 
     def _evaluate(self, formulas: list[str], payload: EvalPayload | None = None,
                   batch_size: int | None = None) -> list[dict[str, Any]]:
-        if not formulas:
+        size = batch_size or self.settings.batch_size
+        return self._run_jobs([(formulas[i:i + size], payload or self.payload) for i in range(0, len(formulas), size)])
+
+    def _run_jobs(self, jobs: list[tuple[list[str], EvalPayload]]) -> list[dict[str, Any]]:
+        """Score each (batch of formulas, payload) job through the executor; results in order."""
+        if not jobs:
             return []
         executor = self.get_executor()
-        size = batch_size or self.settings.batch_size
-        batches = [formulas[i:i + size] for i in range(0, len(formulas), size)]
-        futures = [executor.submit(evaluate_batch, batch, payload or self.payload) for batch in batches]
+        futures = [executor.submit(evaluate_batch, batch, payload) for batch, payload in jobs]
         results: list[dict[str, Any]] = []
-        for batch, future in zip(batches, futures):
+        for (batch, _), future in zip(jobs, futures):
             try:
                 results += future.result()
             except Exception as exc:  # a worker crash is recorded per candidate

@@ -73,7 +73,8 @@ def write_outputs(search: Discovery) -> dict[str, Any]:
     winner = search.winner()
     evaluation = evaluate_law(task, winner.formula, seed=settings.seed)
     record = evaluation.record()
-    record.update({"validation": {"nmse": winner.val_error, "se": winner.val_se}, "source": winner.source,
+    record.update({"validation": {"nmse": winner.val_error, "se": winner.val_se, "rows": len(search.validation),
+                                  "fraction": search.validation_fraction}, "source": winner.source,
                    "n_parameters": winner.n_parameters})
     if settings.bootstrap > 0:
         search.log(f"bootstrap: {settings.bootstrap} resamples for the winner's confidence intervals")

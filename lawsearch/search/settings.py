@@ -6,7 +6,9 @@ config YAML (``--config``) > the defaults below.
 
 from __future__ import annotations
 
+import math
 import os
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,10 @@ class SearchSettings(BaseModel):
     seed_human_laws: bool = Field(True, description="start from the task's human laws too (as library forms)")
     proposers: tuple[str, ...] | None = Field(None, description="None: every available proposer")
     weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    validation_fraction: float | typing.Literal["auto"] = Field(
+        "auto", description="share of each group's train rows the search validates on; 'auto': the test "
+                            "split's share of all rows (Task.validation_fraction)"
+    )
     selection_tolerance: float = Field(
         0.0, ge=0, description="winner: simplest Pareto law within best + max(standard error, this relative margin)"
     )
@@ -72,6 +77,19 @@ class SearchSettings(BaseModel):
         if not value:
             raise ValueError("give at least one proposer")
         return tuple(dict.fromkeys(value))
+
+    @field_validator("validation_fraction", mode="before")
+    @classmethod
+    def _fraction(cls, value: Any) -> float | str:
+        if value == "auto":
+            return value
+        try:
+            share = float(value)
+        except (TypeError, ValueError):
+            share = math.nan
+        if not 0 < share < 1:
+            raise ValueError(f"give a share between 0 and 1 (exclusive), or 'auto'; got {value!r}")
+        return share
 
     @field_validator("weights")
     @classmethod
@@ -131,4 +149,5 @@ def resolve_settings(
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"]) or "settings"
-        raise TaskError(f"{source}: setting {field!r}: {problem['msg']}") from None
+        message = problem["msg"].removeprefix("Value error, ")
+        raise TaskError(f"{source}: setting {field!r}: {message}") from None

@@ -425,12 +425,12 @@ def fit_group(
     """Fit ``law`` to rows ``X`` (n, len(law.inputs)) and target ``y`` (n,); never raises on numerics.
 
     Deterministic for ``(seed, group, target)``, and for the expression whatever the order
-    of ``law.parameters`` (the fit runs in :meth:`Law.in_tree_order`).  ``start`` (a
+    of ``law.parameters`` (the fit runs in :meth:`Law.in_text_order`).  ``start`` (a
     parameter vector, e.g. a previous fit) joins the multi-start candidates.  Returns
     ``success=False`` with a finite theta and ``loss=inf`` when no parameters give finite
     predictions.
     """
-    ordered = law.in_tree_order()
+    ordered = law.in_text_order()
     if ordered is not law:
         to_tree = np.array([law.parameters.index(p) for p in ordered.parameters], dtype=int)
         fit = fit_group(ordered, X, y, options, seed=seed, group=group, target=target,

@@ -76,6 +76,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], tuple[int, ...]]] = {
 
 _GENERIC_TARGETS = ("y", "L")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_NAME_TOKEN = re.compile(r"(?<![0-9.])[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _describe(node: ast.AST) -> str:
@@ -293,7 +294,7 @@ class Law:
         """Wrap a sympy expression; every free symbol not in ``inputs`` becomes a parameter.
 
         Parameters are ordered as in ``order`` (e.g. first appearance in the text), then
-        in tree order.
+        in the order of the printed text.
         """
         if isinstance(expr, (int, float)):
             expr = sympy.Float(expr)
@@ -302,10 +303,10 @@ class Law:
         # Re-create symbols as plain real symbols keyed by name, whatever their assumptions.
         renames = {s: sympy.Symbol(s.name, real=True) for s in expr.free_symbols}
         expr = expr.xreplace(renames)
-        names = [s.name for s in _symbols_in_order(expr)]
-        bad = [n for n in names if n.startswith("_") or not _NAME.match(n)]
+        bad = sorted(s.name for s in expr.free_symbols if s.name.startswith("_") or not _NAME.match(s.name))
         if bad:
             raise FormulaError(f"name {bad[0]!r} is not allowed")
+        names = _names_in_text_order(_print_text(expr), {s.name for s in expr.free_symbols})
         ranked = [n for n in order if n in names] + [n for n in names if n not in order]
         parameters = tuple(n for n in ranked if n not in inputs)
         law = cls(expr=expr, inputs=tuple(inputs), parameters=parameters)
@@ -331,7 +332,7 @@ class Law:
     @property
     def text(self) -> str:
         """Formula text that :meth:`parse` reads back into the same expression."""
-        return _TextPrinter({"order": "none"}).doprint(self.expr)
+        return _print_text(self.expr)
 
     def __str__(self) -> str:
         return self.text
@@ -344,33 +345,34 @@ class Law:
         """A key equal for laws that differ only in parameter names or in the order their text
         wrote them (for deduplication).
 
-        Parameters are renamed ``_p0``, ``_p1`` … in tree order; as a renaming can reorder
-        sympy's sorted arguments, that is repeated until the order settles (a few rounds).
+        Parameters are renamed ``_p0``, ``_p1`` … in their order in the printed text; as a
+        renaming can reorder sympy's sorted arguments, that is repeated until the order
+        settles (a few rounds).  The key is the printed text, which, unlike sympy's tree
+        order (the arguments of ``Min``), does not depend on Python's hash seed.
         """
         if "canonical" not in self._cache:
-            expr = self.expr
-            parameters = {self.symbol(p) for p in self.parameters}
+            expr, names = self.expr, set(self.parameters)
             for _ in range(_CANONICAL_ROUNDS):
-                order = [s for s in _symbols_in_order(expr) if s in parameters]
-                mapping = {s: sympy.Symbol(f"_p{i}", real=True) for i, s in enumerate(order)}
-                renamed = expr.xreplace(mapping)
-                parameters = set(mapping.values())
+                order = _names_in_text_order(_print_text(expr), names)
+                renamed = expr.xreplace({self.symbol(n): self.symbol(f"_p{i}") for i, n in enumerate(order)})
+                names = {f"_p{i}" for i in range(len(order))}
                 if renamed == expr:
                     break
                 expr = renamed
-            self._cache["canonical"] = sympy.srepr(expr)
+            self._cache["canonical"] = _print_text(expr)
         return self._cache["canonical"]
 
-    def in_tree_order(self) -> Law:
-        """This law with its parameters in tree order, which depends on the expression only.
+    def in_text_order(self) -> Law:
+        """This law with its parameters in the order of its printed text (:attr:`text`), which
+        depends on the expression only.
 
         The fitter works in this order, so one law written in two ways (``B/x + E`` and
-        ``E + B/x``) gets the same starting points and the same fit.
+        ``E + B/x``) gets the same starting points and the same fit, in every process.
         """
-        if "tree_order" not in self._cache:
-            order = tuple(s.name for s in _symbols_in_order(self.expr) if s.name in self.parameters)
-            self._cache["tree_order"] = self if order == self.parameters else Law(self.expr, self.inputs, order)
-        return self._cache["tree_order"]
+        if "text_order" not in self._cache:
+            order = _names_in_text_order(self.text, set(self.parameters))
+            self._cache["text_order"] = self if order == self.parameters else Law(self.expr, self.inputs, order)
+        return self._cache["text_order"]
 
     def __reduce__(self) -> tuple:
         """Pickle the expression only (compiled numpy functions are rebuilt on demand)."""
@@ -535,12 +537,13 @@ class _TextPrinter(sympy.printing.str.StrPrinter):
         return repr(float(expr))
 
 
-def _symbols_in_order(expr: sympy.Expr) -> list[sympy.Symbol]:
-    seen: dict[sympy.Symbol, None] = {}
-    for node in sympy.preorder_traversal(expr):
-        if isinstance(node, sympy.Symbol):
-            seen.setdefault(node, None)
-    return list(seen)
+def _print_text(expr: sympy.Expr) -> str:
+    return _TextPrinter({"order": "none"}).doprint(expr)
+
+
+def _names_in_text_order(text: str, names: set[str]) -> tuple[str, ...]:
+    """The ``names`` in their order of first appearance in formula ``text``."""
+    return tuple(dict.fromkeys(n for n in _NAME_TOKEN.findall(text) if n in names))
 
 
 _GREEK = {

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import sympy
@@ -160,9 +164,27 @@ def test_canonical_key_ignores_the_order_the_text_wrote_the_law_in():
     written = Law.parse("B/(D_l + x**beta) + E", ["x"])
     printed = Law.parse(written.text, ["x"])  # E + B/(D_l + x**beta): parameters in another order
     assert written.parameters != printed.parameters and written.canonical == printed.canonical
-    assert written.in_tree_order().parameters == printed.in_tree_order().parameters
+    assert written.in_text_order().parameters == printed.in_text_order().parameters
     # renamed parameters never collide with an input of the same name
     assert Law.parse("a + p0", ["p0"]).canonical != Law.parse("2*p0", ["p0"]).canonical
+
+
+def test_canonical_key_and_fit_order_do_not_depend_on_the_hash_seed():
+    # sympy keeps the arguments of Min in a set, so its tree order changes with PYTHONHASHSEED;
+    # a resumed run (a new process) must still deduplicate and fit exactly like the first.
+    script = (
+        "from lawsearch.formula import Law\n"
+        "law = Law.parse('E + A/Min(N**g, K + D)**a + B/Max(D, K*N)**b', ['N', 'D'])\n"
+        "print(law.canonical, law.in_text_order().parameters)\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True, text=True, check=True,
+        ).stdout
+        for seed in range(1, 6)
+    }
+    assert len(outputs) == 1, outputs
 
 
 _atoms = st.sampled_from(["x", "z", "a", "b", "2", "0.5", "3"])

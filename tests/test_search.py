@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import CHINCHILLA, synthetic_task
@@ -23,6 +24,7 @@ from lawsearch.fit import FitOptions
 from lawsearch.search.engine import Discovery, discover
 from lawsearch.search.evaluation import EvalPayload, evaluate_batch
 from lawsearch.search.settings import SearchSettings, resolve_settings
+from lawsearch.task import task_from_frame
 
 FAST = dict(generations=3, proposals_per_generation=12, initial_library=30, islands=2, population_size=8,
             search_starts=8, search_local=2, time_limit=120, bootstrap=0, workers=1, refine_top=2)
@@ -313,6 +315,31 @@ def test_declared_trend_rejects_laws_that_turn_around_beyond_the_data():
     # without a declaration the parabola is scored like any law
     free = dataclasses.replace(_trend_payload("decreasing"), monotone=())
     assert evaluate_batch([quadratic], free)[0]["status"] == "ok"
+
+
+def test_a_contender_whose_fit_on_all_of_train_turns_around_is_dropped(tmp_path):
+    """Validation passes a law fitted on search-train, but the winner is refitted on all of
+    train: where that fit breaks a declared trend beyond the data, the law cannot win."""
+    x = np.geomspace(1.0, 100.0, 50)
+    y = 1.0 + 1.0 / x - 0.001 * x + 0.05 * np.clip(x - 30.0, 0.0, None)  # turns up in the largest train rows
+    frame = pd.DataFrame({"x": x, "y": y})
+    task = task_from_frame(frame, name="turn", inputs="x", target="y", monotone={"x": "decreasing"},
+                           split={"extrapolate": {"by": ["x"], "test_fraction": 0.1}})
+    assert task.validation_fraction("auto") == pytest.approx(0.1) and task.train.X[:, 0].max() > 40
+    search = Discovery(task, SearchSettings(seed=0, **FAST), tmp_path / "run")
+    linear, inverse = "E + A*x + B/x", "E + B/x"
+    for formula, error in ((linear, 0.01), (inverse, 0.02)):
+        search.state.archive.add(Candidate(key=formula, formula=formula, complexity=len(formula), n_parameters=3,
+                                           val_error=error, source="library", generation=0))
+    # fitted on search-train (x < 40, where y falls), E + A*x + B/x has A < 0 and passes the check
+    assert evaluate_batch([linear], search.payload)[0]["status"] == "ok"
+    search.refine_finalists()
+    search.close()
+    archive = search.state.archive
+    assert math.isinf(archive.get(linear).val_error) and archive.get(inverse).ok
+    assert search.winner().formula == inverse
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert f"fit on all of train of {linear} rejected: not decreasing in x beyond the data" in log
 
 
 def test_human_laws_are_seeded_with_the_full_fitter(tmp_path, chinchilla_task):

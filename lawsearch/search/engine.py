@@ -44,6 +44,7 @@ __all__ = ["discover", "DiscoveryResult", "Discovery", "default_run_dir"]
 
 DEFAULT_CADENCE = {"operon": 2, "pysr": 2}  # generations between calls of the slow engines
 HUMAN_SEED = "human law"  # note of the human laws seeded in generation 0 (fitted with the full fitter)
+_REFINE_ROUNDS = 3  # rounds of refining the contenders before the winner is chosen
 ProgressCallback = Callable[[RunState, "Discovery"], None]
 
 
@@ -272,9 +273,8 @@ class Discovery:
         thorough = [key for key, (_, _, p) in pending.items() if p.note.startswith(HUMAN_SEED)]
         cheap = [key for key in pending if key not in thorough]
         outcome = dict(zip(cheap, self._evaluate([pending[k][0] for k in cheap])))
-        human_jobs = [([pending[k][0]], self._full_payload(self.task.fit_options(self.task.parse_law(pending[k][0]))))
-                      for k in thorough]  # the thorough fitter, within the bounds each human law's spec states
-        outcome.update(zip(thorough, self._run_jobs(human_jobs)))
+        outcome.update(zip(thorough, self._run_jobs([([pending[k][0]], self._thorough_payload(pending[k][0]))
+                                                     for k in thorough])))
         best_before = self.best_error()
         for record in records:
             if record.get("status") != "pending":
@@ -311,9 +311,16 @@ class Discovery:
         state.elapsed = self.elapsed
         save_checkpoint(self.run_dir, state)
 
-    def _full_payload(self, options: FitOptions | None = None) -> EvalPayload:
-        """The search payload with the default (thorough) fitter, or ``options``, instead of the cheap one."""
-        return dataclasses.replace(self.payload, fit_options=options or FitOptions())
+    def _thorough_payload(self, formula: str, on_all_train: bool = False) -> EvalPayload:
+        """The search payload with the default (thorough) fitter instead of the cheap one, within
+        the bounds a human law's spec states; with ``on_all_train``, the law is fitted on all of
+        train, as the winner will be (its validation error then means nothing, its trends do)."""
+        options = self.task.fit_options(self.task.parse_law(formula)) or FitOptions()
+        payload = dataclasses.replace(self.payload, fit_options=options)
+        if on_all_train:
+            train = self.task.train
+            payload = dataclasses.replace(payload, X_fit=train.X, Y_fit=train.Y, groups_fit=train.groups)
+        return payload
 
     def _evaluate(self, formulas: list[str], payload: EvalPayload | None = None,
                   batch_size: int | None = None) -> list[dict[str, Any]]:
@@ -411,20 +418,42 @@ class Discovery:
         During the search laws are fitted with a cheap multi-start; before the winner is
         chosen, the ``refine_top`` best laws and the front's laws within twice the best
         validation error are refitted on search-train with the default (thorough) fitter
-        and their validation errors updated.  Still no test row.
+        and their validation errors updated.  Where the task declares trends (``monotone``),
+        each contender is also fitted on all of train, as the winner will be, and dropped if
+        that fit breaks a trend beyond the data: the law that gets extrapolated is that fit.
+        As dropping or re-scoring changes the contenders, this repeats (a few rounds at most)
+        until every contender has been through both.  Still no test row.
         """
         archive = self.state.archive
         if self.settings.refine_top <= 0:
             return
-        best = archive.best(self.settings.refine_top)
-        contenders = [c for c in archive.front() if c.val_error <= 2 * best[0].val_error]
-        keys = list(dict.fromkeys([c.key for c in best] + [c.key for c in contenders]))
-        keys = [k for k in keys if not archive.get(k).refined]
-        if not keys:
-            return
-        self.log(f"refining {len(keys)} finalists with the full fitter")
-        results = self._evaluate([archive.get(k).formula for k in keys], self._full_payload(), batch_size=1)
-        for key, result in zip(keys, results):
+        checked: set[str] = set()
+        for _ in range(_REFINE_ROUNDS):
+            best = archive.best(self.settings.refine_top)
+            if not best:
+                break
+            contenders = [c for c in archive.front() if c.val_error <= 2 * best[0].val_error]
+            keys = list(dict.fromkeys([c.key for c in best] + [c.key for c in contenders]))
+            refits = [k for k in keys if not archive.get(k).refined]
+            checks = [k for k in keys if k not in checked] if self.task.monotone else []
+            if not refits and not checks:
+                break
+            self._refine(refits, checks)
+            checked.update(checks)
+        self.state.elapsed = self.elapsed
+        save_checkpoint(self.run_dir, self.state)
+
+    def _refine(self, refits: list[str], checks: list[str]) -> None:
+        """Refit ``refits`` on search-train with the full fitter; fit ``checks`` on all of train
+        and drop those whose fit breaks a declared trend."""
+        archive = self.state.archive
+        self.log(f"refining {len(refits)} finalists with the full fitter"
+                 + (f", checking the trends of {len(checks)} fitted on all of train" if checks else ""))
+        jobs = [([archive.get(k).formula], self._thorough_payload(archive.get(k).formula)) for k in refits]
+        jobs += [([archive.get(k).formula], self._thorough_payload(archive.get(k).formula, on_all_train=True))
+                 for k in checks]
+        results = self._run_jobs(jobs)
+        for key, result in zip(refits, results):
             cand = archive.get(key)
             if result.get("status") == "ok":
                 cand.val_error, cand.val_se = result["val_error"], result["val_se"]
@@ -434,8 +463,11 @@ class Discovery:
             else:  # keep the search's score
                 self.log(f"refit of {cand.formula} failed: {result.get('reason')}")
             cand.refined = True
-        self.state.elapsed = self.elapsed
-        save_checkpoint(self.run_dir, self.state)
+        for key, result in zip(checks, results[len(refits):]):
+            cand = archive.get(key)
+            if result.get("status") == "rejected" and cand.ok:
+                cand.val_error, cand.val_se = math.inf, math.inf
+                self.log(f"fit on all of train of {cand.formula} rejected: {result.get('reason')}")
 
     def get_executor(self) -> Executor:
         """The run's executor (made on first use)."""

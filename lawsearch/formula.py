@@ -306,10 +306,12 @@ class Law:
         bad = sorted(s.name for s in expr.free_symbols if s.name.startswith("_") or not _NAME.match(s.name))
         if bad:
             raise FormulaError(f"name {bad[0]!r} is not allowed")
-        names = _names_in_text_order(_print_text(expr), {s.name for s in expr.free_symbols})
+        text = _print_text(expr)
+        names = _names_in_text_order(text, {s.name for s in expr.free_symbols})
         ranked = [n for n in order if n in names] + [n for n in names if n not in order]
         parameters = tuple(n for n in ranked if n not in inputs)
         law = cls(expr=expr, inputs=tuple(inputs), parameters=parameters)
+        law._cache["text"] = text
         law.function  # compile now so unsupported functions fail at parse time
         return law
 
@@ -332,7 +334,9 @@ class Law:
     @property
     def text(self) -> str:
         """Formula text that :meth:`parse` reads back into the same expression."""
-        return _print_text(self.expr)
+        if "text" not in self._cache:
+            self._cache["text"] = _print_text(self.expr)
+        return self._cache["text"]
 
     def __str__(self) -> str:
         return self.text
@@ -351,15 +355,15 @@ class Law:
         order (the arguments of ``Min``), does not depend on Python's hash seed.
         """
         if "canonical" not in self._cache:
-            expr, names = self.expr, set(self.parameters)
+            expr, text, names = self.expr, self.text, set(self.parameters)
             for _ in range(_CANONICAL_ROUNDS):
-                order = _names_in_text_order(_print_text(expr), names)
+                order = _names_in_text_order(text, names)
                 renamed = expr.xreplace({self.symbol(n): self.symbol(f"_p{i}") for i, n in enumerate(order)})
                 names = {f"_p{i}" for i in range(len(order))}
                 if renamed == expr:
                     break
-                expr = renamed
-            self._cache["canonical"] = _print_text(expr)
+                expr, text = renamed, _print_text(renamed)
+            self._cache["canonical"] = text
         return self._cache["canonical"]
 
     def in_text_order(self) -> Law:

@@ -328,9 +328,9 @@ def test_a_contender_whose_fit_on_all_of_train_turns_around_is_dropped(tmp_path)
     assert task.validation_fraction("auto") == pytest.approx(0.1) and task.train.X[:, 0].max() > 40
     search = Discovery(task, SearchSettings(seed=0, **FAST), tmp_path / "run")
     linear, inverse = "E + A*x + B/x", "E + B/x"
-    for formula, error in ((linear, 0.01), (inverse, 0.02)):
-        search.state.archive.add(Candidate(key=formula, formula=formula, complexity=len(formula), n_parameters=3,
-                                           val_error=error, source="library", generation=0))
+    for formula, n_parameters, error in ((linear, 3, 0.01), (inverse, 2, 0.02)):
+        search.state.archive.add(Candidate(key=formula, formula=formula, complexity=len(formula),
+                                           n_parameters=n_parameters, val_error=error, source="library", generation=0))
     # fitted on search-train (x < 40, where y falls), E + A*x + B/x has A < 0 and passes the check
     assert evaluate_batch([linear], search.payload)[0]["status"] == "ok"
     search.refine_finalists()

@@ -14,7 +14,9 @@ import pytest
 from scipy.optimize import curve_fit
 
 from lawsearch.errors import DataError, FitError
-from lawsearch.fit import EXPONENT_BOUNDS, PENALTY, RATE_BOUNDS, FitOptions, GroupFit, LawFit, _Objective, fit_group, fit_law
+from lawsearch.fit import (
+    EXPONENT_BOUNDS, PENALTY, RATE_BOUNDS, FitOptions, GroupFit, LawFit, _Objective, fit_group, fit_law, pinned_parameter,
+)
 from lawsearch.formula import Law
 
 CHINCHILLA = {"E": 1.69, "A": 406.4, "alpha": 0.34, "B": 410.7, "beta": 0.28}
@@ -152,6 +154,37 @@ def test_a_steep_rate_beyond_the_exponent_bounds_is_recovered():
     assert within(fit.theta, np.array([2.0, 5.0, -25.0]), 1e-4)
 
 
+def test_a_fit_pressed_against_a_default_bound_is_degenerate():
+    """A/log(x)**alpha imitates the power law x**-0.5 only with alpha past the exponent bound
+    (and A growing with it): its best fit sits on the limit, so the limit shapes its extrapolation."""
+    x = np.geomspace(1e9, 1e11, 30)[:, None]
+    y = 2.0 + 300.0 * x ** -0.5
+    groups = np.full(30, "g")
+    log_law, power_law = Law.parse("c0 + A/log(x)**alpha", ["x"]), Law.parse("c0 + A/x**alpha", ["x"])
+    pinned = fit_law(log_law, x, y, groups, ["y"])
+    assert pinned.fits[0].as_dict(log_law)["alpha"] == pytest.approx(EXPONENT_BOUNDS[1])
+    assert pinned_parameter(pinned) == ("degenerate fit: alpha = 10 (group 'g') is at the fitter's limit 10; "
+                                        "the best fit lies beyond it")
+    assert pinned_parameter(fit_law(power_law, x, y, groups, ["y"])) is None
+    # a bound the options state (a human law's) is deliberate: a fit on it is not degenerate
+    stated = FitOptions(bounds={"alpha": EXPONENT_BOUNDS})
+    assert pinned_parameter(fit_law(log_law, x, y, groups, ["y"], stated), stated) is None
+
+
+def test_the_default_tolerance_polishes_a_flat_mixture_valley_to_its_end():
+    """Ye et al.'s mixture law on grid mixtures: under the Huber loss, scipy's tolerance of
+    1e-8 stops the joint polish before the bottom of the flat c-k valley; the default does not."""
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 5, (60, 5)).astype(float)
+    X[X.sum(axis=1) == 0, 0] = 1.0
+    X /= X.sum(axis=1, keepdims=True)
+    y = (2.35 + 0.034 * np.exp(X @ np.array([-11.0, 4.5, 4.5, 4.3, 2.6]))) * (1 + 0.01 * rng.standard_normal(60))
+    law = Law.parse("c + k*exp(t2*r2 + t3*r3 + t4*r4 + t5*r5)", ["r1", "r2", "r3", "r4", "r5"])
+    tight, loose = fit_group(law, X, y), fit_group(law, X, y, FitOptions(tol=1e-8))
+    assert FitOptions().tol == 1e-10 and tight.success and loose.success
+    assert tight.loss < loose.loss * (1 - 2e-3)
+
+
 def test_the_same_law_written_in_another_order_fits_identically():
     X, y = chinchilla_data(5, noise=0.01)
     reordered = Law.parse("B/D**beta + A/N**alpha + E", ["N", "D"])
@@ -222,6 +255,8 @@ def test_bad_options_and_shapes_are_rejected():
         FitOptions(n_local=0)
     with pytest.raises(FitError, match="alpha"):
         FitOptions(bounds={"alpha": (1.0, 0.0)})
+    with pytest.raises(FitError, match="tol"):
+        FitOptions(tol=0.0)
     X, y = chinchilla_data(0, n=10)
     with pytest.raises(DataError):
         fit_group(CHINCHILLA_LAW, X[:, :1], y)

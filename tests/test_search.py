@@ -317,6 +317,17 @@ def test_declared_trend_rejects_laws_that_turn_around_beyond_the_data():
     assert evaluate_batch([quadratic], free)[0]["status"] == "ok"
 
 
+def test_laws_whose_fit_sits_at_the_fitters_limit_are_rejected():
+    x_fit, x_val = np.geomspace(1e9, 1e11, 30), np.geomspace(1.2e11, 2e11, 5)
+    payload = EvalPayload(inputs=("x",), targets=("y",), X_fit=x_fit[:, None], Y_fit=2 + 300 * x_fit[:, None] ** -0.5,
+                          groups_fit=np.full(30, "all"), X_val=x_val[:, None], Y_val=2 + 300 * x_val[:, None] ** -0.5,
+                          groups_val=np.full(5, "all"), max_parameters=None, max_complexity=100,
+                          fit_options=FitOptions(n_starts=8, n_local=2), seed=0, positive_inputs=("x",))
+    pinned, power = evaluate_batch(["c0 + A/log(x)**alpha", "c0 + A/x**alpha"], payload)
+    assert pinned["status"] == "rejected" and pinned["reason"].startswith("degenerate fit: alpha = 10")
+    assert power["status"] == "ok" and power["val_error"] < 1e-6
+
+
 def test_a_contender_whose_fit_on_all_of_train_turns_around_is_dropped(tmp_path):
     """Validation passes a law fitted on search-train, but the winner is refitted on all of
     train: where that fit breaks a declared trend beyond the data, the law cannot win."""

@@ -45,6 +45,7 @@ __all__ = ["discover", "DiscoveryResult", "Discovery", "default_run_dir"]
 DEFAULT_CADENCE = {"operon": 2, "pysr": 2}  # generations between calls of the slow engines
 HUMAN_SEED = "human law"  # note of the human laws seeded in generation 0 (fitted with the full fitter)
 _REFINE_ROUNDS = 3  # rounds of refining the contenders before the winner is chosen
+_SEARCH_TOL = 1e-8  # the cheap search fits stop at scipy's default tolerance (FitOptions.tol)
 ProgressCallback = Callable[[RunState, "Discovery"], None]
 
 
@@ -119,7 +120,7 @@ class Discovery:
             X_fit=st.X, Y_fit=st.Y, groups_fit=st.groups, X_val=va.X, Y_val=va.Y, groups_val=va.groups,
             max_parameters=self.max_parameters, max_complexity=self.settings.max_complexity,
             fit_options=FitOptions(n_starts=self.settings.search_starts, n_local=self.settings.search_local,
-                                   max_nfev=self.settings.search_max_nfev),
+                                   max_nfev=self.settings.search_max_nfev, tol=_SEARCH_TOL),
             seed=self.settings.seed, positive_inputs=positive, monotone=tuple(self.task.monotone.items()),
         )
 
@@ -418,9 +419,10 @@ class Discovery:
         During the search laws are fitted with a cheap multi-start; before the winner is
         chosen, the ``refine_top`` best laws and the front's laws within twice the best
         validation error are refitted on search-train with the default (thorough) fitter
-        and their validation errors updated.  Where the task declares trends (``monotone``),
-        each contender is also fitted on all of train, as the winner will be, and dropped if
-        that fit breaks a trend beyond the data: the law that gets extrapolated is that fit.
+        and their validation errors updated.  Each contender is also fitted on all of train, as
+        the winner will be, and dropped if that fit is degenerate (a parameter at the fitter's
+        limit, :func:`~lawsearch.fit.pinned_parameter`) or breaks a declared trend (``monotone``)
+        beyond the data: the law that gets extrapolated is that fit.
         As dropping or re-scoring changes the contenders, this repeats (a few rounds at most)
         until every contender has been through both.  Still no test row.
         """
@@ -435,7 +437,7 @@ class Discovery:
             contenders = [c for c in archive.front() if c.val_error <= 2 * best[0].val_error]
             keys = list(dict.fromkeys([c.key for c in best] + [c.key for c in contenders]))
             refits = [k for k in keys if not archive.get(k).refined]
-            checks = [k for k in keys if k not in checked] if self.task.monotone else []
+            checks = [k for k in keys if k not in checked]
             if not refits and not checks:
                 break
             self._refine(refits, checks)
@@ -445,10 +447,10 @@ class Discovery:
 
     def _refine(self, refits: list[str], checks: list[str]) -> None:
         """Refit ``refits`` on search-train with the full fitter; fit ``checks`` on all of train
-        and drop those whose fit breaks a declared trend."""
+        and drop those whose fit is degenerate or breaks a declared trend."""
         archive = self.state.archive
         self.log(f"refining {len(refits)} finalists with the full fitter"
-                 + (f", checking the trends of {len(checks)} fitted on all of train" if checks else ""))
+                 + (f", checking {len(checks)} fitted on all of train" if checks else ""))
         jobs = [([archive.get(k).formula], self._thorough_payload(archive.get(k).formula)) for k in refits]
         jobs += [([archive.get(k).formula], self._thorough_payload(archive.get(k).formula, on_all_train=True))
                  for k in checks]
@@ -457,7 +459,7 @@ class Discovery:
             cand = archive.get(key)
             if result.get("status") == "ok":
                 cand.val_error, cand.val_se = result["val_error"], result["val_se"]
-            elif result.get("status") == "rejected":  # the thorough fit breaks a declared trend
+            elif result.get("status") == "rejected":  # the thorough fit is degenerate or breaks a trend
                 cand.val_error, cand.val_se = math.inf, math.inf
                 self.log(f"refit of {cand.formula} rejected: {result.get('reason')}")
             else:  # keep the search's score

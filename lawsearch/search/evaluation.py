@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LawsearchError
-from ..fit import FitOptions, LawFit, fit_law
+from ..fit import FitOptions, LawFit, fit_law, pinned_parameter
 from ..formula import Law
 
 __all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "TREND_FACTORS"]
@@ -126,7 +126,7 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
                       payload.fit_options, seed=payload.seed)
         pred = fit.predict(payload.X_val, payload.groups_val, payload.targets)
         with np.errstate(all="ignore"):
-            broken = trend_violation(fit, payload)
+            broken = pinned_parameter(fit, payload.fit_options) or trend_violation(fit, payload)
     except LawsearchError as exc:
         return {**info, "status": "fit_failed", "reason": str(exc)}
     if broken:

@@ -589,16 +589,15 @@ def pinned_parameter(fit: LawFit, options: FitOptions | None = None) -> str | No
     so what the law predicts beyond the data is set by the limit rather than by the data.
     Bounds that ``options`` states (a human law's) are deliberate and exempt.
     """
-    options = options or FitOptions()
     law = fit.law
-    lower, upper = _bounds(law, options)
-    given = set(options.bounds or {})
+    lower, upper = _bounds(law, FitOptions())  # the defaults
+    given = set(options.bounds or {}) if options else set()
     for group_fit in fit.fits:
         for j, name in enumerate(law.parameters):
+            if name in given:
+                continue
             value = float(group_fit.theta[j])
             limit = upper[j] if value > 0 else lower[j]
-            if name in given or not np.isfinite(limit) or limit == 0 or value * limit <= 0:
-                continue
             if abs(value) >= (1.0 - BOUND_MARGIN) * abs(limit):
                 return (f"degenerate fit: {name} = {value:.4g} (group {group_fit.group!r}) is at the fitter's "
                         f"limit {limit:g}; the best fit lies beyond it")

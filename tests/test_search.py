@@ -294,14 +294,18 @@ def test_history_lines_are_strict_json_even_for_overflowing_laws(tmp_path, chinc
         json.loads(line, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
 
 
+def _payload_1d(law, x_fit: np.ndarray, x_val: np.ndarray, monotone: tuple = ()) -> EvalPayload:
+    """A search payload for y = law(x) measured at ``x_fit``, validated at ``x_val`` (x > 0)."""
+    return EvalPayload(inputs=("x",), targets=("y",), X_fit=x_fit[:, None], Y_fit=law(x_fit)[:, None],
+                       groups_fit=np.full(len(x_fit), "all"), X_val=x_val[:, None], Y_val=law(x_val)[:, None],
+                       groups_val=np.full(len(x_val), "all"), max_parameters=None, max_complexity=100,
+                       fit_options=FitOptions(n_starts=8, n_local=2), seed=0, positive_inputs=("x",),
+                       monotone=monotone)
+
+
 def _trend_payload(direction: str) -> EvalPayload:
     """y = 1/x measured on 1 <= x <= 4, validated on 4 < x <= 5, with a declared trend in x."""
-    x_fit, x_val = np.linspace(1, 4, 30), np.linspace(4.2, 5, 5)
-    return EvalPayload(inputs=("x",), targets=("y",), X_fit=x_fit[:, None], Y_fit=1 / x_fit[:, None],
-                       groups_fit=np.full(30, "all"), X_val=x_val[:, None], Y_val=1 / x_val[:, None],
-                       groups_val=np.full(5, "all"), max_parameters=None, max_complexity=100,
-                       fit_options=FitOptions(n_starts=8, n_local=2), seed=0, positive_inputs=("x",),
-                       monotone=(("x", direction),))
+    return _payload_1d(lambda x: 1 / x, np.linspace(1, 4, 30), np.linspace(4.2, 5, 5), (("x", direction),))
 
 
 def test_declared_trend_rejects_laws_that_turn_around_beyond_the_data():
@@ -318,11 +322,7 @@ def test_declared_trend_rejects_laws_that_turn_around_beyond_the_data():
 
 
 def test_laws_whose_fit_sits_at_the_fitters_limit_are_rejected():
-    x_fit, x_val = np.geomspace(1e9, 1e11, 30), np.geomspace(1.2e11, 2e11, 5)
-    payload = EvalPayload(inputs=("x",), targets=("y",), X_fit=x_fit[:, None], Y_fit=2 + 300 * x_fit[:, None] ** -0.5,
-                          groups_fit=np.full(30, "all"), X_val=x_val[:, None], Y_val=2 + 300 * x_val[:, None] ** -0.5,
-                          groups_val=np.full(5, "all"), max_parameters=None, max_complexity=100,
-                          fit_options=FitOptions(n_starts=8, n_local=2), seed=0, positive_inputs=("x",))
+    payload = _payload_1d(lambda x: 2 + 300 * x ** -0.5, np.geomspace(1e9, 1e11, 30), np.geomspace(1.2e11, 2e11, 5))
     pinned, power = evaluate_batch(["c0 + A/log(x)**alpha", "c0 + A/x**alpha"], payload)
     assert pinned["status"] == "rejected" and pinned["reason"].startswith("degenerate fit: alpha = 10")
     assert power["status"] == "ok" and power["val_error"] < 1e-6

@@ -542,7 +542,7 @@ def _search(
 def _polish(problem: _Problem, options: FitOptions, theta: np.ndarray, message: str) -> tuple[np.ndarray, str]:
     """Optimize all parameters jointly from ``theta``; keep the result only if it is better.
 
-    Under a Huber loss the threshold is lowered in steps (:func:`_huber_thresholds`) from the
+    Under a Huber loss the threshold is lowered in steps (:func:`_coarse_thresholds`) from the
     size of the residuals at ``theta`` to the objective's own, each stage starting where the
     last ended (graduated non-convexity).  With most residuals beyond the final threshold
     the loss is nearly absolute, and in its kinked landscape a local fit started far off
@@ -552,24 +552,26 @@ def _polish(problem: _Problem, options: FitOptions, theta: np.ndarray, message: 
     if problem.law.n_parameters == 0:
         return theta, message
     obj = problem.obj
-    x, last = theta, None
+    start = problem.residuals(theta)
     coarse = dataclasses.replace(options, tol=max(options.tol, _COARSE_TOL))
-    for f_scale in _huber_thresholds(obj, problem.residuals(theta)):
+    stages = [(f_scale, coarse) for f_scale in _coarse_thresholds(obj, start)] + [(obj.delta, options)]
+    x, last = theta, None
+    for f_scale, stage_options in stages:
         res = _least_squares(problem.residuals, x, problem.jac_for(x), problem.lower, problem.upper,
-                             obj, options if f_scale == obj.delta else coarse, f_scale=f_scale)
+                             obj, stage_options, f_scale=f_scale)
         if res is not None and obj.cost(problem.residuals(res.x), f_scale) < obj.cost(problem.residuals(x), f_scale):
             x, last = res.x, res
-    if last is not None and obj.cost(problem.residuals(x)) < obj.cost(problem.residuals(theta)):
+    if last is not None and obj.cost(problem.residuals(x)) < obj.cost(start):
         return x, f"{message}; joint polish: {last.message}"
     return theta, message
 
 
-def _huber_thresholds(obj: _Objective, r: np.ndarray) -> list[float]:
-    """The polish's Huber thresholds: the residuals' rms at the start, then tenfold smaller
-    ones while above the objective's own (at most :data:`_CONTINUATION_STEPS` in all), then it."""
+def _coarse_thresholds(obj: _Objective, r: np.ndarray) -> list[float]:
+    """The Huber thresholds the polish passes through before the objective's own: the residuals'
+    rms at the start, then tenfold smaller ones while above it (at most :data:`_CONTINUATION_STEPS`)."""
     rms = float(np.sqrt(np.mean(r * r)))
     steps = math.ceil(math.log10(rms / obj.delta)) if obj.huber and rms > obj.delta else 0
-    return [rms / 10.0 ** k for k in range(min(steps, _CONTINUATION_STEPS))] + [obj.delta]
+    return [rms / 10.0 ** k for k in range(min(steps, _CONTINUATION_STEPS))]
 
 
 def fit_law(

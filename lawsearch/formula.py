@@ -30,6 +30,7 @@ __all__ = ["Law", "FUNCTIONS", "MAX_NODES"]
 MAX_NODES = 400  # syntax-tree nodes allowed in one formula text
 MAX_TEXT = 4000  # characters allowed in one formula text
 MAX_DEPTH = 40
+_MAX_DECADES = 308  # a constant power beyond 10**±308 is outside float range
 _CANONICAL_ROUNDS = 4  # renaming rounds of Law.canonical
 
 NumpyFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -133,6 +134,8 @@ class _Builder:
                     raise FormulaError(f"division by zero in {_describe(node)!r}")
                 return left / right
             if isinstance(node.op, ast.Pow):
+                if _overflowing_power(left, right):
+                    raise FormulaError(f"constant {_describe(node)!r} is beyond the range of floating point")
                 return sympy.Pow(left, right)
             raise FormulaError(f"operator {type(node.op).__name__} in {_describe(node)!r} is not allowed")
         if isinstance(node, ast.Call):
@@ -150,6 +153,17 @@ class _Builder:
                 raise FormulaError(f"{name}() takes {' or '.join(map(str, arities))} argument(s), got {len(node.args)}")
             return builder(*(self.build(a, depth + 1) for a in node.args))
         raise FormulaError(f"{type(node).__name__} {_describe(node)!r} is not allowed in a formula")
+
+
+def _overflowing_power(base: sympy.Expr, exponent: sympy.Expr) -> bool:
+    """Whether a power of two numbers is beyond float range (sympy would compute ``2**3**27`` exactly)."""
+    if not (base.is_number and exponent.is_number):
+        return False
+    try:
+        magnitude, power = abs(complex(base)), abs(complex(exponent))
+    except (OverflowError, TypeError):
+        return True
+    return magnitude > 0 and power * abs(math.log10(magnitude)) > _MAX_DECADES
 
 
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")

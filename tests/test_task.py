@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lawsearch.bench import TASK_TO_SLDBENCH, sldbench_reference
 from lawsearch.errors import DataError, FormulaError, TaskError
 from lawsearch.formula import Law
 from lawsearch.synthetic import generate
@@ -626,6 +627,17 @@ def test_curated_files_are_all_there():
         spec = load_spec(TASKS_DIR / f"{name}.yaml")
         assert spec.name == name and spec.human_laws and spec.limits.max_parameters
         assert spec.data.path.endswith("_scaling_law/data.csv")
+
+
+def test_curated_sldbench_tasks_keep_sldbench_parameter_limits():
+    """Same protocol as SLDBench: a law may have no more fitted parameters than its task prompt allows."""
+    stated = {task: row["max_parameters"] for task, row in sldbench_reference().items()}
+    assert set(stated) == set(TASK_TO_SLDBENCH.values())
+    for name, sldbench_name in TASK_TO_SLDBENCH.items():
+        limit = load_spec(TASKS_DIR / f"{name}.yaml").limits.max_parameters
+        if stated[sldbench_name]:
+            assert limit == int(stated[sldbench_name]), name
+    assert stated["sft"] == "4" and stated["lr_bsz"] == ""
 
 
 @needs_data

@@ -11,10 +11,11 @@ DESIGN principle 3.  One (group, target) fit runs in three stages:
    ``n_local`` best are optimized by bounded least squares
    (``scipy.optimize.least_squares``, method ``trf``), stopping early once a
    second local fit reaches the best objective so far (that basin is then
-   confirmed).  Squares, not the robust loss, because the Huber loss's linear
-   arms make a rugged landscape where local fits stall (Muennighoff et al.'s
-   law, Clark et al.'s), and because variable projection solves the linear
-   parameters by least squares too.
+   confirmed) and at least 30% of the ``n_local`` have run (two early fits
+   may agree on the same poor basin).  Squares, not the robust loss, because
+   the Huber loss's linear arms make a rugged landscape where local fits stall
+   (Muennighoff et al.'s law, Clark et al.'s), and because variable projection
+   solves the linear parameters by least squares too.
 3. *Joint polish.*  All parameters together, robust loss, analytic Jacobian,
    from the best projected solutions (one per :data:`_LOCAL_FITS_PER_POLISH`
    local fits under a Huber loss); the best result by the robust loss is kept.
@@ -69,6 +70,9 @@ _EXPONENT_MAGNITUDES = np.array([0.05, 0.2, 0.5, 1.0, 2.0])
 _RCOND = 1e-10  # relative singular-value cutoff of the linear solve
 _LOCAL_FITS_PER_POLISH = 8  # under a Huber loss, one polish per this many local fits (at least one)
 _AGREE, _AGREE_ABS = 1e-6, 1e-14  # local fits whose objectives differ by less reached the same minimum
+#: A basin counts as confirmed only once this share of the ``n_local`` local fits has run: two early
+#: fits that agree may both have fallen into the same poor basin (6 of the thorough fitter's 20).
+_MIN_LOCAL_SHARE = 0.3
 _CONTINUATION_STEPS = 3  # at most this many larger Huber thresholds before the polish's own
 _COARSE_TOL = 1e-6  # tolerance of the polish's stages at those larger thresholds
 
@@ -84,7 +88,8 @@ class FitOptions:
       (Besiroglu et al.'s value, a 0.1% relative error) and 1e-2 on plain residuals, which are
       divided by the target's spread (a spread is typically ~10x larger than 0.1% of the values).
     - ``n_starts``: starting points scored by the objective; ``n_local``: at most this many
-      local optimizations from the best of them (fewer once two agree on the best objective);
+      local optimizations from the best of them (fewer once two agree on the best objective
+      and 30% of them have run);
       ``max_nfev``: residual evaluations per local run.
     - ``tol``: ``ftol``, ``xtol`` and ``gtol`` of every local run.  Tighter than scipy's 1e-8:
       under a Huber loss on log residuals, 1e-8 stops the joint polish early in flat valleys
@@ -514,6 +519,7 @@ def _search(
     fun = problem.residuals if full else problem.projected_residuals
     best_theta, best_cost = problem.complete(ranked[0])[0], float(scores.min())
     best_res, n_run = None, 0
+    min_runs = math.ceil(_MIN_LOCAL_SHARE * options.n_local)
     found: list[tuple[float, np.ndarray]] = [(best_cost, best_theta)]
     for x0 in ranked:
         jac = problem.jac_for(x0) if full else "2-point"
@@ -523,8 +529,9 @@ def _search(
         n_run += 1
         cost = _squared_cost(fun(res.x))
         found.append((cost, problem.complete(res.x)[0]))
-        if abs(cost - best_cost) <= _AGREE * best_cost + _AGREE_ABS and best_res is not None:
-            break  # a second local fit reached the best objective: that basin is confirmed
+        if (abs(cost - best_cost) <= _AGREE * best_cost + _AGREE_ABS and best_res is not None
+                and n_run >= min_runs):
+            break  # another local fit reached the best objective: that basin is confirmed
         if cost < best_cost:
             best_theta, best_cost, best_res = found[-1][1], cost, res
     if best_res is None:

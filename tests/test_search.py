@@ -19,7 +19,7 @@ import pytest
 from conftest import CHINCHILLA, synthetic_task
 from lawsearch.errors import CheckpointError, TaskError
 from lawsearch.proposers.base import Proposal
-from lawsearch.search.archive import Candidate, pareto_front, select_winner
+from lawsearch.search.archive import Candidate, pareto_front, select_winner, winner_threshold
 from lawsearch.fit import FitOptions
 from lawsearch.search.engine import Discovery, discover
 from lawsearch.search.evaluation import EvalPayload, evaluate_batch
@@ -351,6 +351,22 @@ def test_a_contender_whose_fit_on_all_of_train_turns_around_is_dropped(tmp_path)
     assert search.winner().formula == inverse
     log = (tmp_path / "run" / "run.log").read_text()
     assert f"fit on all of train of {linear} rejected: not decreasing in x beyond the data" in log
+
+
+def test_every_law_the_winner_rule_can_reach_is_refined(tmp_path):
+    """With a standard error larger than the best error, the one-SE rule reaches beyond twice
+    the best error: such a law could win, so it is refitted and checked on all of train too."""
+    task = synthetic_task()
+    search = Discovery(task, SearchSettings(seed=0, **{**FAST, "refine_top": 1}), tmp_path / "run")
+    best, simpler = "E + A/params**alpha + B/tokens**beta", "E + A/params**alpha"
+    search.state.archive.add(Candidate(key=best, formula=best, complexity=16, n_parameters=5, val_error=0.01,
+                                       source="library", generation=0, val_se=0.05))
+    search.state.archive.add(Candidate(key=simpler, formula=simpler, complexity=9, n_parameters=3, val_error=0.03,
+                                       source="library", generation=0, val_se=0.01))
+    assert winner_threshold(search.state.archive.front()) == pytest.approx(0.06)
+    search.refine_finalists()
+    search.close()
+    assert search.state.archive.get(simpler).refined and search.state.archive.get(best).refined
 
 
 def test_human_laws_are_seeded_with_the_full_fitter(tmp_path, chinchilla_task):

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Candidate", "Archive", "pareto_front", "select_winner"]
+__all__ = ["Candidate", "Archive", "pareto_front", "select_winner", "winner_threshold"]
 
 
 @dataclass
@@ -54,6 +54,16 @@ def pareto_front(candidates: list[Candidate]) -> list[Candidate]:
     return front
 
 
+def winner_threshold(front: list[Candidate], tolerance: float = 0.0) -> float:
+    """The largest validation error a law may have and still win (see :func:`select_winner`);
+    -inf for an empty front."""
+    if not front:
+        return -math.inf
+    best = min(front, key=lambda c: (c.val_error, c.complexity))
+    se = best.val_se if math.isfinite(best.val_se) else 0.0
+    return max(best.val_error + se, best.val_error * (1 + tolerance)) + 1e-15
+
+
 def select_winner(front: list[Candidate], tolerance: float = 0.0) -> Candidate | None:
     """The winner rule (the "one-standard-error" rule of model selection):
 
@@ -64,13 +74,9 @@ def select_winner(front: list[Candidate], tolerance: float = 0.0) -> Candidate |
     preferred when the validation rows cannot tell it apart from the best one,
     which guards against laws that fit the validation rows by luck with extra terms.
     """
-    if not front:
-        return None
-    best = min(front, key=lambda c: (c.val_error, c.complexity))
-    se = best.val_se if math.isfinite(best.val_se) else 0.0
-    threshold = max(best.val_error + se, best.val_error * (1 + tolerance)) + 1e-15
+    threshold = winner_threshold(front, tolerance)
     eligible = [c for c in front if c.val_error <= threshold]
-    return min(eligible, key=lambda c: (c.complexity, c.val_error))
+    return min(eligible, key=lambda c: (c.complexity, c.val_error)) if eligible else None
 
 
 class Archive:

@@ -34,7 +34,7 @@ from ..io import append_jsonl
 from ..proposers.base import Proposal, Proposer, ScoredLaw, SearchContext
 from ..proposers.registry import build_proposers
 from ..task import Task
-from .archive import Candidate, select_winner
+from .archive import Candidate, select_winner, winner_threshold
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
 from .evaluation import EvalPayload, evaluate_batch
 from .executors import make_executor
@@ -418,8 +418,9 @@ class Discovery:
 
         During the search laws are fitted with a cheap multi-start; before the winner is
         chosen, the ``refine_top`` best laws and the front's laws within twice the best
-        validation error are refitted on search-train with the default (thorough) fitter
-        and their validation errors updated.  Each contender is also fitted on all of train, as
+        validation error or within the winner rule's reach (:func:`winner_threshold`: a
+        large standard error reaches further) are refitted on search-train with the default
+        (thorough) fitter and their validation errors updated.  Each contender is also fitted on all of train, as
         the winner will be, and dropped if that fit is degenerate (a parameter at the fitter's
         limit, :func:`~lawsearch.fit.pinned_parameter`) or breaks a declared trend (``monotone``)
         beyond the data: the law that gets extrapolated is that fit.
@@ -434,7 +435,9 @@ class Discovery:
             best = archive.best(self.settings.refine_top)
             if not best:
                 break
-            contenders = [c for c in archive.front() if c.val_error <= 2 * best[0].val_error]
+            front = archive.front()
+            bar = max(2 * best[0].val_error, winner_threshold(front, self.settings.selection_tolerance))
+            contenders = [c for c in front if c.val_error <= bar]
             keys = list(dict.fromkeys([c.key for c in best] + [c.key for c in contenders]))
             refits = [k for k in keys if not archive.get(k).refined]
             checks = [k for k in keys if k not in checked]

@@ -420,10 +420,10 @@ class Discovery:
         chosen, the ``refine_top`` best laws and the front's laws within twice the best
         validation error or within the winner rule's reach (:func:`winner_threshold`: a
         large standard error reaches further) are refitted on search-train with the default
-        (thorough) fitter and their validation errors updated.  Each contender is also fitted on all of train, as
-        the winner will be, and dropped if that fit is degenerate (a parameter at the fitter's
-        limit, :func:`~lawsearch.fit.pinned_parameter`) or breaks a declared trend (``monotone``)
-        beyond the data: the law that gets extrapolated is that fit.
+        (thorough) fitter and their validation errors updated.  Each contender is also fitted
+        on all of train, as the winner will be, and dropped if that fit is degenerate (a
+        parameter at the fitter's limit, :func:`~lawsearch.fit.pinned_parameter`) or breaks a
+        declared trend (``monotone``) beyond the data: the law that gets extrapolated is that fit.
         As dropping or re-scoring changes the contenders, this repeats (a few rounds at most)
         until every contender has been through both.  Still no test row.
         """

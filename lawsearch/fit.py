@@ -49,6 +49,7 @@ from scipy.optimize import OptimizeResult, least_squares
 
 from .errors import DataError, FitError, FormulaError
 from .formula import Law
+from .scales import location_inputs, rate_multipliers, rate_scale, smallest_multiplier, width_inputs
 
 __all__ = ["FitOptions", "GroupFit", "LawFit", "fit_group", "fit_law", "pinned_parameter", "PENALTY", "LOG_FLOOR",
            "EXPONENT_BOUNDS", "RATE_BOUNDS", "SCALE_BOUNDS", "BOUND_MARGIN"]
@@ -67,6 +68,13 @@ SCALE_BOUNDS = (-1e12, 1e12)
 #: A fitted parameter within this share of a default bound's magnitude sits at the fitter's limit.
 BOUND_MARGIN = 0.05
 _EXPONENT_MAGNITUDES = np.array([0.05, 0.2, 0.5, 1.0, 2.0])
+_DATA_SCALE_POOL = 8  # extra starts per start for laws with location or width parameters
+_WIDTH_DECADES = (-2.0, 0.0)
+_SCREEN_FACTOR, _SCREEN_NFEV = 4, 5  # such a pool's best 4 * n_local starts are screened by 5-evaluation fits  # width starts: log-uniform shares of their input's range
+_RATE_REACH = 10.0  # every other start draws a rate's dimensionless value this much larger
+#: Residual evaluations of each local fit of the multi-start (the search's own budget); the best
+#: one, if it ran out, then continues to ``FitOptions.max_nfev``.
+_EXPLORE_NFEV = 200
 _RCOND = 1e-10  # relative singular-value cutoff of the linear solve
 _LOCAL_FITS_PER_POLISH = 8  # under a Huber loss, one polish per this many local fits (at least one)
 _AGREE, _AGREE_ABS = 1e-6, 1e-14  # local fits whose objectives differ by less reached the same minimum
@@ -74,7 +82,8 @@ _AGREE, _AGREE_ABS = 1e-6, 1e-14  # local fits whose objectives differ by less r
 #: fits that agree may both have fallen into the same poor basin (6 of the thorough fitter's 20).
 _MIN_LOCAL_SHARE = 0.3
 _CONTINUATION_STEPS = 3  # at most this many larger Huber thresholds before the polish's own
-_COARSE_TOL = 1e-6  # tolerance of the polish's stages at those larger thresholds
+_COARSE_TOL = 1e-6
+_FINE_TOL = 1e-15  # tolerance of the polish's last stage under a squared loss  # tolerance of the polish's stages at those larger thresholds
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,9 @@ class GroupFit:
     success: bool
     message: str
     n_rows: int
+    #: The fitter's default (lower, upper) bounds on these rows, in law.parameters order (data-scaled
+    #: rates, see :func:`_bounds`); None: the defaults without data.
+    default_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = field(default=None, repr=False)
 
     def as_dict(self, law: Law) -> dict[str, float]:
         """Parameters by name."""
@@ -313,6 +325,27 @@ class _Problem:
     def projected_residuals(self, theta_n: np.ndarray) -> np.ndarray:
         return self.obj.residuals(self.complete(theta_n)[1])
 
+    def projected_jacobian(self, theta_n: np.ndarray) -> np.ndarray:
+        """Kaufman's Jacobian of the projected residuals: the nonlinear columns of the full
+        Jacobian with their part in the span of the linear columns removed (exact at the solved
+        linear parameters up to a second-order term; one gradient instead of finite differences)."""
+        theta, pred = self.complete(theta_n)
+        J = self.obj.jacobian(pred, self.law.gradient(self.X, theta))
+        J_lin, J_non = J[:, self.lin], J[:, self.non]
+        try:
+            U, sv, _ = np.linalg.svd(J_lin, full_matrices=False)
+        except np.linalg.LinAlgError:
+            return J_non
+        Q = U[:, sv > _RCOND * sv.max(initial=0.0)]
+        return J_non - Q @ (Q.T @ J_non)
+
+    def projected_jac_for(self, theta_n: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | str:
+        """:meth:`projected_jacobian` if the analytic Jacobian compiles and is finite at ``theta_n``,
+        else '2-point'."""
+        if self.analytic and np.all(np.isfinite(self.law.gradient(self.X, self.complete(theta_n)[0]))):
+            return self.projected_jacobian
+        return "2-point"
+
     # -- full parameter vector
     def residuals(self, theta: np.ndarray) -> np.ndarray:
         return self.obj.residuals(self.law.evaluate(self.X, theta))
@@ -396,12 +429,60 @@ def _starts(
     return np.vstack([grid, random])
 
 
+def _along_data_scales(problem: _Problem, starts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Starting points on the data's own scales (:mod:`lawsearch.scales`).
+
+    A law with location or width parameters gets :data:`_DATA_SCALE_POOL` times as many extra
+    starts (copies of random ones) with each location where it cancels a random value of its
+    input and each width a log-uniform share of its input's range: peaks and steps must be
+    placed in the data, and scoring a start costs one evaluation.  Every rate, drawn as a
+    dimensionless ``u``, becomes ``u / max|m|`` for what it multiplies, ``m``, at its start
+    (``u`` ten times larger on every other start).
+    """
+    law, non = problem.law, list(problem.non)
+    placed: dict[int, Callable[[int], np.ndarray]] = {}
+    for name, (i, sign) in location_inputs(law).items():
+        if law.parameters.index(name) in non:
+            x = problem.X[:, i]
+            placed[non.index(law.parameters.index(name))] = lambda n, x=x, sign=sign: sign * rng.choice(x, n)
+    for name, i in width_inputs(law).items():
+        x = problem.X[:, i]
+        if law.parameters.index(name) in non and x.max() > x.min():
+            placed[non.index(law.parameters.index(name))] = \
+                lambda n, spread=x.max() - x.min(): spread * 10.0 ** rng.uniform(*_WIDTH_DECADES, n)
+    if placed:
+        extra = starts[rng.integers(len(starts), size=_DATA_SCALE_POOL * len(starts))]
+        for column, draw in placed.items():
+            extra[:, column] = draw(len(extra))
+        starts = np.vstack([starts, extra])
+    else:
+        starts = starts.copy()
+    multipliers = {name: m for name, m in rate_multipliers(law).items() if law.parameters.index(name) in non}
+    if multipliers:
+        theta = np.ones(law.n_parameters)
+        reach = np.where(np.arange(len(starts)) % 2 == 1, _RATE_REACH, 1.0)
+        for k, row in enumerate(starts):
+            theta[problem.non] = row
+            for name, multiplier in multipliers.items():
+                j = law.parameters.index(name)
+                theta[j] *= reach[k] * rate_scale(law, multiplier, problem.X, theta)
+            row[:] = theta[problem.non]
+    return np.clip(starts, problem.lower[problem.non], problem.upper[problem.non])
+
+
 # ---------------------------------------------------------------------- fitting
-def _bounds(law: Law, options: FitOptions) -> tuple[np.ndarray, np.ndarray]:
+def _bounds(law: Law, options: FitOptions, X: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each parameter's bounds: those ``options`` states, else the defaults; with rows ``X``, a
+    rate's default bound is widened to reach ``RATE_BOUNDS`` times its smallest natural scale
+    (``exp(b2/(x + b3))`` with x ~ 100 needs b2 ~ 6000)."""
     exponents, rates = set(law.exponent_parameters()), set(law.rate_parameters())
     given = options.bounds or {}
     defaults = {p: RATE_BOUNDS if p in rates else EXPONENT_BOUNDS if p in exponents else SCALE_BOUNDS
                 for p in law.parameters}
+    if X is not None and X.size:
+        for name, multiplier in rate_multipliers(law).items():
+            widen = max(1.0, 1.0 / smallest_multiplier(law, multiplier, X))
+            defaults[name] = (RATE_BOUNDS[0] * widen, RATE_BOUNDS[1] * widen)
     pairs = [given.get(p, defaults[p]) for p in law.parameters]
     lower = np.array([float(lo) for lo, _ in pairs])
     upper = np.array([float(hi) for _, hi in pairs])
@@ -446,7 +527,8 @@ def fit_group(
 
     Deterministic for ``(seed, group, target)``, and for the expression whatever the order
     of ``law.parameters`` (the fit runs in :meth:`Law.in_text_order`).  ``start`` (a
-    parameter vector, e.g. a previous fit) joins the multi-start candidates.  Returns
+    parameter vector, e.g. a previous fit or a nested parent's, :mod:`lawsearch.nested`) is always
+    optimized first, and the fit ends no worse than the start itself.  Returns
     ``success=False`` with a finite theta and ``loss=inf`` when no parameters give finite
     predictions.
     """
@@ -458,7 +540,8 @@ def fit_group(
         theta = np.empty_like(fit.theta)
         theta[to_tree] = fit.theta
         theta.setflags(write=False)
-        return dataclasses.replace(fit, theta=theta)
+        bounds = fit.default_bounds and tuple(tuple(np.array(side)[np.argsort(to_tree)]) for side in fit.default_bounds)
+        return dataclasses.replace(fit, theta=theta, default_bounds=bounds)
     options = options or FitOptions()
     X = _as_matrix(X, law)
     y = np.asarray(y, dtype=float).reshape(-1)
@@ -466,13 +549,14 @@ def fit_group(
         raise DataError(f"y has {y.size} values for {X.shape[0]} rows of X")
     keep = np.isfinite(y) & np.all(np.isfinite(X), axis=1)
     X, y = X[keep], y[keep]
-    lower, upper = _bounds(law, options)
+    lower, upper = _bounds(law, options, X)
+    limits = tuple(tuple(float(v) for v in side) for side in _bounds(law, FitOptions(), X))
 
     def result(theta: np.ndarray, loss: float, message: str) -> GroupFit:
         theta = np.where(np.isfinite(theta), theta, np.clip(0.0, lower, upper))
         theta.setflags(write=False)
         ok = bool(np.isfinite(loss))
-        return GroupFit(group, target, theta, loss, ok, message, int(y.size))
+        return GroupFit(group, target, theta, loss, ok, message, int(y.size), limits)
 
     if y.size == 0:
         return result(np.clip(np.ones(law.n_parameters), lower, upper), np.inf, "no rows with finite values")
@@ -506,24 +590,30 @@ def _search(
     finite_X = np.abs(problem.X[np.isfinite(problem.X)])
     span = float(max(1.0, finite_X.max(initial=0.0), np.abs(obj.y).max()))
     exponent_like = [law.parameters[j] in exponents for j in non]
-    starts = _starts(exponent_like, problem.lower[non], problem.upper[non], span, options.n_starts, rng)
-    if start is not None and np.all(np.isfinite(start)):
-        starts = np.vstack([np.clip(np.asarray(start, dtype=float)[non], problem.lower[non], problem.upper[non]),
-                            starts])
+    generated = _starts(exponent_like, problem.lower[non], problem.upper[non], span, options.n_starts, rng)
+    starts = _along_data_scales(problem, generated, rng)
     scores = np.array([_squared_cost(problem.projected_residuals(s)) for s in starts])
     ranked = starts[np.argsort(scores, kind="stable")]
     _, first = np.unique(ranked, axis=0, return_index=True)
-    ranked = ranked[np.sort(first)[: options.n_local]]
+    ranked = ranked[np.sort(first)]
     # Without linear parameters the projected problem is the full one: use the analytic Jacobian.
     full = problem.lin.size == 0
     fun = problem.residuals if full else problem.projected_residuals
+    if len(starts) > len(generated):  # a pool placed in the data: screen its best by short local fits
+        ranked = _screened(problem, fun, full, ranked[: _SCREEN_FACTOR * options.n_local], options)
+    ranked = ranked[: options.n_local]
+    if start is not None and np.all(np.isfinite(start)):  # a given start is always optimized, first
+        given = np.clip(np.asarray(start, dtype=float)[non], problem.lower[non], problem.upper[non])
+        ranked = np.vstack([given, ranked[: options.n_local - 1]])
+        scores = np.append(scores, _squared_cost(problem.projected_residuals(given)))
     best_theta, best_cost = problem.complete(ranked[0])[0], float(scores.min())
     best_res, n_run = None, 0
     min_runs = math.ceil(_MIN_LOCAL_SHARE * options.n_local)
     found: list[tuple[float, np.ndarray]] = [(best_cost, best_theta)]
+    explore = dataclasses.replace(options, max_nfev=min(options.max_nfev, _EXPLORE_NFEV))
     for x0 in ranked:
-        jac = problem.jac_for(x0) if full else "2-point"
-        res = _least_squares(fun, x0, jac, problem.lower[non], problem.upper[non], obj, options, squared=True)
+        jac = problem.jac_for(x0) if full else problem.projected_jac_for(x0)
+        res = _least_squares(fun, x0, jac, problem.lower[non], problem.upper[non], obj, explore, squared=True)
         if res is None:
             continue
         n_run += 1
@@ -534,16 +624,43 @@ def _search(
             break  # another local fit reached the best objective: that basin is confirmed
         if cost < best_cost:
             best_theta, best_cost, best_res = found[-1][1], cost, res
+    if best_res is not None and best_res.status == 0 and options.max_nfev > explore.max_nfev:
+        jac = problem.jac_for(best_res.x) if full else problem.projected_jac_for(best_res.x)
+        res = _least_squares(fun, best_res.x, jac, problem.lower[non], problem.upper[non], obj, options, squared=True)
+        if res is not None and _squared_cost(fun(res.x)) < best_cost:  # the best run, to its end
+            best_theta, best_cost, best_res = problem.complete(res.x)[0], _squared_cost(fun(res.x)), res
+            found.append((best_cost, best_theta))
     if best_res is None:
         message = f"no local fit improved on the best of {len(starts)} starts"
     else:
         message = f"best of {n_run} local fits from {len(starts)} starts: {best_res.message}"
     if not obj.huber:
-        return (best_theta, message) if full else _polish(problem, options, best_theta, message)
-    found.sort(key=lambda item: item[0])
-    n_polish = math.ceil(options.n_local / _LOCAL_FITS_PER_POLISH)
-    polished = [_polish(problem, options, theta, message) for _, theta in found[:n_polish]]
+        polished = [(best_theta, message) if full else _polish(problem, options, best_theta, message)]
+    else:
+        found.sort(key=lambda item: item[0])
+        n_polish = math.ceil(options.n_local / _LOCAL_FITS_PER_POLISH)
+        polished = [_polish(problem, options, theta, message) for _, theta in found[:n_polish]]
+    if start is not None and np.all(np.isfinite(start)):  # never worse than the given start
+        polished.append(_polish(problem, options, np.clip(np.asarray(start, dtype=float), problem.lower,
+                                                          problem.upper), "the given start, polished"))
     return min(polished, key=lambda item: obj.cost(problem.residuals(item[0])))
+
+
+def _screened(problem: _Problem, fun: Callable[[np.ndarray], np.ndarray], full: bool, ranked: np.ndarray,
+              options: FitOptions) -> np.ndarray:
+    """``ranked`` starts moved by :data:`_SCREEN_NFEV`-evaluation local fits and re-ranked by
+    where those end: the first steps tell a start that descends into a deep basin from one that
+    only began low."""
+    short = dataclasses.replace(options, max_nfev=_SCREEN_NFEV)
+    moved, costs = [], []
+    for x0 in ranked:
+        jac = problem.jac_for(x0) if full else problem.projected_jac_for(x0)
+        res = _least_squares(fun, x0, jac, problem.lower[problem.non], problem.upper[problem.non], problem.obj,
+                             short, squared=True)
+        x = x0 if res is None else res.x
+        moved.append(x)
+        costs.append(_squared_cost(fun(x)))
+    return np.array(moved)[np.argsort(costs, kind="stable")]
 
 
 def _polish(problem: _Problem, options: FitOptions, theta: np.ndarray, message: str) -> tuple[np.ndarray, str]:
@@ -561,7 +678,10 @@ def _polish(problem: _Problem, options: FitOptions, theta: np.ndarray, message: 
     obj = problem.obj
     start = problem.residuals(theta)
     coarse = dataclasses.replace(options, tol=max(options.tol, _COARSE_TOL))
-    stages = [(f_scale, coarse) for f_scale in _coarse_thresholds(obj, start)] + [(obj.delta, options)]
+    # Squares: a last stage at float precision, for problems with tiny residuals (Lanczos1's RSS is
+    # 1e-25; at tol 1e-10 the fit stops with only 4 digits of it).
+    final = options if obj.huber else dataclasses.replace(options, tol=min(options.tol, _FINE_TOL))
+    stages = [(f_scale, coarse) for f_scale in _coarse_thresholds(obj, start)] + [(obj.delta, final)]
     x, last = theta, None
     for f_scale, stage_options in stages:
         res = _least_squares(problem.residuals, x, problem.jac_for(x), problem.lower, problem.upper,
@@ -598,7 +718,8 @@ def fit_law(
     first appearance.  Each (group, target) is seeded from ``seed`` and the two names, so
     its result does not depend on the other groups or on their order.  ``start`` maps
     (group, target) to a parameter vector (e.g. the fit on the full data, before a
-    bootstrap) that joins that fit's starting points.
+    bootstrap, or a nested parent's fit: :func:`lawsearch.nested.nested_start`) that fit optimizes
+    first and ends no worse than.
     """
     X = _as_matrix(X, law)
     Y = np.asarray(Y, dtype=float)
@@ -626,9 +747,9 @@ def pinned_parameter(fit: LawFit, options: FitOptions | None = None) -> str | No
     Bounds that ``options`` states (a human law's) are deliberate and exempt.
     """
     law = fit.law
-    lower, upper = _bounds(law, FitOptions())  # the defaults
     given = set(options.bounds or {}) if options else set()
     for group_fit in fit.fits:
+        lower, upper = group_fit.default_bounds or _bounds(law, FitOptions())
         for j, name in enumerate(law.parameters):
             if name in given:
                 continue

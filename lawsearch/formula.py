@@ -25,7 +25,7 @@ import sympy.printing.str
 
 from .errors import FormulaError
 
-__all__ = ["Law", "FUNCTIONS", "MAX_NODES"]
+__all__ = ["Law", "FUNCTIONS", "CONSTANTS", "MAX_NODES"]
 
 MAX_NODES = 400  # syntax-tree nodes allowed in one formula text
 MAX_TEXT = 4000  # characters allowed in one formula text
@@ -66,6 +66,9 @@ FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], tuple[int, ...]]] = {
     "abs": (sympy.Abs, (1,)),
     "Abs": (sympy.Abs, (1,)),
     "tanh": (sympy.tanh, (1,)),
+    "sin": (sympy.sin, (1,)),
+    "cos": (sympy.cos, (1,)),
+    "atan": (sympy.atan, (1,)),
     "sigmoid": (_sigmoid, (1,)),
     "softplus": (lambda x: sympy.log(1 + sympy.exp(x)), (1,)),
     "pow": (sympy.Pow, (2,)),
@@ -74,6 +77,9 @@ FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], tuple[int, ...]]] = {
     "max": (_max, (2, 3, 4)),
     "Max": (_max, (2, 3, 4)),
 }
+
+#: Names that are mathematical constants, not parameters.
+CONSTANTS: dict[str, sympy.Expr] = {"pi": sympy.pi}
 
 _GENERIC_TARGETS = ("y", "L")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -100,6 +106,8 @@ class _Builder:
             raise FormulaError(f"name {name!r} is not allowed (names start with a letter, no dunders)")
         if name in FUNCTIONS:
             raise FormulaError(f"{name!r} is a function; call it as {name}(...)")
+        if name in CONSTANTS:
+            return CONSTANTS[name]
         if name not in self.symbols:
             self.symbols[name] = sympy.Symbol(name, real=True)
             self.order.append(name)
@@ -218,6 +226,7 @@ def _compile(expr: sympy.Expr, index: dict[sympy.Symbol, tuple[str, int]]) -> Nu
         sympy.Abs: np.abs,
         sympy.sin: np.sin,
         sympy.cos: np.cos,
+        sympy.atan: np.arctan,
         sympy.sign: np.sign,
     }
     if expr.func in unary:
@@ -552,7 +561,7 @@ class _TextPrinter(sympy.printing.str.StrPrinter):
         return "exp(1)"
 
     def _print_Pi(self, expr: sympy.Expr) -> str:
-        return repr(float(expr))
+        return "pi"
 
 
 def _print_text(expr: sympy.Expr) -> str:

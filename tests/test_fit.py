@@ -211,7 +211,8 @@ def test_the_polish_lowers_the_huber_threshold_in_steps(monkeypatch):
 def test_two_early_local_fits_agreeing_do_not_end_the_multi_start(monkeypatch):
     """A data-constrained law with an offset K2 inside a log: from fit seed 0 the first local
     fits agree on a basin 44% above the optimum the other seeds reach.  The multi-start goes on
-    until 30% of its local fits have run, and every seed reaches the same optimum."""
+    until 30% of its local fits have run, and every seed reaches the same optimum (the starts
+    that place the location K2 among U's values also find it)."""
     rng = np.random.default_rng(2)
     n = 60
     N, U = 10 ** rng.uniform(7, 9.5, n), 10 ** rng.uniform(8, 10, n)
@@ -222,6 +223,7 @@ def test_two_early_local_fits_agreeing_do_not_end_the_multi_start(monkeypatch):
     losses = [fit_group(law, X, y, seed=seed).loss for seed in range(3)]
     assert max(losses) == pytest.approx(min(losses), rel=1e-3)
     monkeypatch.setattr(fit_module, "_MIN_LOCAL_SHARE", 0.0)  # stop at the first agreement, as before
+    monkeypatch.setattr(fit_module, "_DATA_SCALE_POOL", 0)  # without the starts that place K2 among U's values
     assert fit_group(law, X, y, seed=0).loss > 1.3 * min(losses)
 
 
@@ -415,3 +417,54 @@ def test_a_start_point_joins_the_multi_start():
     np.testing.assert_allclose(warm.theta, full.theta, rtol=1e-3)
     fit = fit_law(law, X, y, np.array(["g"] * len(y)), ["y"], cheap, start={("g", "y"): full.theta})
     np.testing.assert_allclose(fit.get("g", "y").theta, full.theta, rtol=1e-3)
+
+
+def test_a_rate_bound_scales_with_the_data():
+    """b2 in exp(b2/(x + b3)) multiplies 1/(x + b3) ~ 1/100: its natural scale is ~100, so its
+    default bound widens beyond RATE_BOUNDS and MGH10's shape is recovered from no start."""
+    law = Law.parse("b1*exp(b2/(x + b3))", ["x"])
+    x = np.linspace(50.0, 125.0, 16)[:, None]
+    truth = np.array([0.0056, 6181.0, 345.0])
+    y = law.evaluate(x, truth) * (1 + 1e-4 * np.random.default_rng(0).standard_normal(16))
+    fit = fit_group(law, x, y, FitOptions(loss="squared"))
+    assert fit.default_bounds[1][1] >= RATE_BOUNDS[1] * 125.0 > truth[1]
+    np.testing.assert_allclose(fit.theta, truth, rtol=0.05)
+    assert pinned_parameter(LawFit(law, (fit,))) is None
+
+
+def test_a_given_start_is_optimized_and_never_beaten_by_a_worse_basin():
+    """From a start in the right basin the cheapest fit ends there, whatever its own starts find."""
+    law = Law.parse("b1*exp(-b2*x) + b3*exp(-(x - b4)**2/b5**2)", ["x"])
+    x = np.linspace(1.0, 250.0, 120)[:, None]
+    truth = np.array([100.0, 0.01, 80.0, 120.0, 20.0])
+    y = law.evaluate(x, truth) + np.random.default_rng(1).normal(0.0, 0.5, 120)
+    cheap = FitOptions(loss="squared", n_starts=1, n_local=1)
+    fit = fit_group(law, x, y, cheap, start=truth * 1.05)
+    np.testing.assert_allclose(np.abs(fit.theta), truth, rtol=0.02)
+
+
+def _poly2_law(cross: bool) -> Law:
+    """exp(poly2(log inputs)) in four inputs: 9 parameters without cross terms, 15 with them."""
+    logs = [f"log({v})" for v in "abcd"]
+    terms = ["k0"] + [f"k{i + 1}*{lg}" for i, lg in enumerate(logs)] + [f"q{i + 1}*{lg}**2" for i, lg in enumerate(logs)]
+    if cross:
+        terms += [f"c{i + 1}{j + 1}*{logs[i]}*{logs[j]}" for i in range(4) for j in range(i + 1, 4)]
+    return Law.parse(f"exp({' + '.join(terms)})", list("abcd"))
+
+
+def test_a_law_fits_at_least_as_well_as_a_law_nested_in_it_when_started_from_its_fit():
+    from lawsearch.nested import nested_start
+
+    small, large = _poly2_law(cross=False), _poly2_law(cross=True)
+    assert (small.n_parameters, large.n_parameters) == (9, 15)
+    rng = np.random.default_rng(4)
+    X = 10.0 ** rng.uniform(0.0, 2.0, (80, 4))
+    truth = {p: v for p, v in zip(large.parameters, rng.normal(0.0, 0.1, 15))}
+    y = large.evaluate(X, [truth[p] for p in large.parameters]) * (1 + 0.01 * rng.standard_normal(80))
+    cheap = FitOptions(n_starts=24, n_local=3, max_nfev=200, tol=1e-8)  # the search's fits
+    parent = fit_group(small, X, y, cheap)
+    start = nested_start(small, parent.theta, large, X)
+    assert start is not None and np.allclose(large.evaluate(X, start), small.evaluate(X, parent.theta))
+    child = fit_group(large, X, y, cheap, start=start)
+    assert child.loss <= parent.loss
+    assert nested_start(large, child.theta, small, X) is None  # the larger law is not nested in the smaller

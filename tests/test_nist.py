@@ -16,9 +16,6 @@ from lawsearch.nist import MAX_LRE, lre, parameter_lres, read_problem
 
 NIST = Path(os.environ.get("LAWSEARCH_DATA", "")) / "nist_strd" if os.environ.get("LAWSEARCH_DATA") else None
 PROBLEMS = sorted(p.stem for p in NIST.glob("*.dat")) if NIST and NIST.is_dir() else []
-#: The problems whose no-start fit takes several seconds (two overlapping peaks, three cycles);
-#: they run with ``-m slow``.
-SLOW = {"Gauss1", "Gauss2", "Gauss3", "ENSO"}
 
 SMALL = """NIST/ITL StRD
 Model:         Exponential Class
@@ -82,8 +79,7 @@ def test_parameter_lres_allow_interchanged_terms_and_squared_signs():
     assert parameter_lres(law, np.array([1.0, 2.0, 3.0, 4.0, -5.0]), certified[:5]).min() == MAX_LRE
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in PROBLEMS]
-                         or [pytest.param("none", marks=pytest.mark.skip(
+@pytest.mark.parametrize("name", PROBLEMS or [pytest.param("none", marks=pytest.mark.skip(
                              reason="NIST StRD data absent: set $LAWSEARCH_DATA to a folder with nist_strd/"))])
 def test_nist_problem_is_solved_from_no_starting_values(name):
     problem = read_problem(NIST / f"{name}.dat")

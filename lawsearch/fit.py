@@ -7,8 +7,11 @@ DESIGN principle 3.  One (group, target) fit runs in three stages:
    others, so the search below only moves the nonlinear parameters.
 2. *Multi-start.*  ``n_starts`` cheap starting points for the nonlinear
    parameters (a log-spaced grid over exponent-like and scale parameters plus
-   seeded random draws) are scored by the sum of squared residuals, and the
-   ``n_local`` best are optimized by bounded least squares
+   seeded random draws, moved onto the data's own scales: rates by what they
+   multiply, locations and widths among an input's values, :func:`_along_data_scales`)
+   are scored by the sum of squared residuals, and the
+   ``n_local`` best are optimized by bounded least squares (Kaufman's projected
+   Jacobian, at most ``_EXPLORE_NFEV`` evaluations each, the best run then to its end)
    (``scipy.optimize.least_squares``, method ``trf``), stopping early once a
    second local fit reaches the best objective so far (that basin is then
    confirmed) and at least 30% of the ``n_local`` have run (two early fits

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -202,6 +203,7 @@ def discover(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Search for a law that extrapolates; write law.json, law.tex, law.py, pareto.csv, history.jsonl."""
+    started = time.monotonic()  # --time-limit bounds the whole command, loading the task included
     from .search.engine import discover as run_discovery
     from .search.settings import resolve_settings
     from .task import load_task
@@ -223,7 +225,7 @@ def discover(
     if progress is not None:
         progress.bar.start()
     try:
-        result = run_discovery(spec, settings, out=out, resume=resume, progress=progress, log=log)
+        result = run_discovery(spec, settings, out=out, resume=resume, progress=progress, log=log, started=started)
     finally:
         if progress is not None:
             progress.bar.stop()

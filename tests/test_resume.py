@@ -23,20 +23,8 @@ from lawsearch.errors import CheckpointError
 from lawsearch.search.engine import Discovery, discover
 from lawsearch.search.executors import WorkerCrash
 from lawsearch.search.settings import SearchSettings
+from test_search import SMALL_TASK
 
-TASK = """
-name: tiny
-data:
-  synthetic:
-    law: "E + A/params**alpha + B/tokens**beta"
-    parameters: {E: 1.69, A: 406.4, B: 410.7, alpha: 0.34, beta: 0.28}
-    inputs: {params: [1.0e+5, 1.0e+11], tokens: [1.0e+7, 1.0e+13]}
-    rows: 40
-    noise: 0.005
-inputs: [params, tokens]
-target: loss
-split: {extrapolate: {by: [params, tokens]}}
-"""
 #: Operon keeps state between calls (its call count, residual runs, a queue of translated models):
 #: with it the checkpoint must carry proposer state for a resumed run to replay the same calls.
 PROPOSERS = ["library", "mutate"] + (["operon"] if importlib.util.find_spec("pyoperon") else [])
@@ -57,14 +45,31 @@ WALL_TIME = re.compile(rb', "fit_seconds": [0-9.e+-]+')  # the one wall-time fie
 
 
 def _command(folder: Path, out: Path, *extra: str) -> list[str]:
-    (folder / "tiny.yaml").write_text(TASK)
+    (folder / "small.yaml").write_text(SMALL_TASK)
     (folder / "run.yaml").write_text(CONFIG)
-    return [sys.executable, "-m", "lawsearch.cli", "discover", str(folder / "tiny.yaml"), "--config",
+    return [sys.executable, "-m", "lawsearch.cli", "discover", str(folder / "small.yaml"), "--config",
             str(folder / "run.yaml"), "--seed", "2", "--time-limit", "600", "--quiet", "--out", str(out), *extra]
 
 
 def _history_bytes(run_dir: Path) -> bytes:
     return WALL_TIME.sub(b"", (run_dir / "history.jsonl").read_bytes())
+
+
+def _generation(checkpoint: Path) -> int:
+    try:
+        return json.loads(checkpoint.read_text())["generation"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return -1
+
+
+def _kill_after(proc: subprocess.Popen, checkpoint: Path, generation: int) -> None:
+    """SIGKILL the run once its checkpoint reaches ``generation`` (or after 5 minutes)."""
+    for _ in range(15_000):
+        if proc.poll() is not None or _generation(checkpoint) >= generation:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +84,7 @@ def test_kill_9_then_resume_replays_the_uninterrupted_history_byte_for_byte(tmp_
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(_command(tmp_path, run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = run_dir / "checkpoint.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if json.loads(checkpoint.read_text())["generation"] >= kill_after:
-                break
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            pass
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_after(proc, checkpoint, kill_after)
     generation = json.loads(checkpoint.read_text())["generation"]
     assert kill_after <= generation < 6 and not (run_dir / "law.json").exists(), "killed mid-way"
     subprocess.run(_command(tmp_path, run_dir, "--resume"), check=True, capture_output=True, timeout=600)

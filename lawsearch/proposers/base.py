@@ -77,8 +77,8 @@ class SearchContext:
     (:attr:`lawsearch.formula.Law.canonical`) of laws already scored, so a
     proposer can skip them without keeping state.  ``rng`` is the run's seeded generator:
     proposers draw all their randomness from it so a run is reproducible.  ``deadline`` is
-    the ``time.time()`` at which the search's share of the time limit ends (None: no limit):
-    a proposer that waits on an engine or a server cuts its waits to it.
+    the ``time.time()`` by which a proposer's waits on an engine or a server must end (half
+    the time left to the generation's fits; None: no limit).
     """
 
     inputs: tuple[str, ...]

@@ -546,7 +546,7 @@ class LLMProposer:
             self.cache_dir = None
 
         self._lock = threading.RLock()
-        self._deadline: float | None = None  # time.time() when the search's time is up (SearchContext.deadline)
+        self._deadline: float | None = None  # time.time() by which calls must end (SearchContext.deadline)
         self._executor: ThreadPoolExecutor | None = None
         self._call_counter = 0
         self._rejections: deque[tuple[str, str]] = deque(maxlen=50)
@@ -1070,12 +1070,12 @@ class LLMProposer:
         return content, (int(pt), int(ct), False)
 
     def _time_left(self) -> float:
-        """Seconds until the search's deadline (infinite without one)."""
+        """Seconds until the context's deadline (infinite without one)."""
         return math.inf if self._deadline is None else self._deadline - time.time()
 
     def _sleep_backoff(self, attempt: int, retry_after: float | None) -> bool:
         """Wait before a retry (``Retry-After`` when the server sent one); False, without waiting,
-        when the wait would end past the search's deadline (then no retry is made)."""
+        when the wait would end past the context's deadline (then no retry is made)."""
         delay = self.settings.backoff * (2**attempt)
         if retry_after is not None and retry_after >= 0:
             delay = retry_after

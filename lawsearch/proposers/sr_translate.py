@@ -609,13 +609,12 @@ class SRProposer:
         self._residual_calls = 0
         self._seen: set[str] = set()
         self._queue: list[tuple[str, Proposal]] = []  # (canonical key, proposal) left over from earlier runs
-        self._deadline: float | None = None  # time.time() when the search's time is up (SearchContext.deadline)
+        self._deadline: float | None = None  # time.time() by which a run must end (SearchContext.deadline)
         self.last_run: dict[str, Any] = {}
 
     def _engine_seconds(self) -> float:
-        """Half the seconds until the search's deadline (infinite without one): an engine run is cut
-        to it, leaving the other half to fit what it and the other proposers found."""
-        return math.inf if self._deadline is None else (self._deadline - time.time()) / 2
+        """Seconds until the context's deadline (infinite without one): an engine run is cut to it."""
+        return math.inf if self._deadline is None else self._deadline - time.time()
 
     # ------------------------------------------------------------------ engine hooks
     def _load(self) -> Any:  # pragma: no cover - abstract

@@ -7,7 +7,11 @@ fits, the bootstrap and the files.  Each phase ends at a share of it:
 - the search starts no generation once :data:`SEARCH_SHARE` of the limit has
   passed, and every fit of a generation stops there (a law not fitted by then
   is recorded with status ``timeout`` and is not archived, so a longer run
-  fits it afresh); an LLM request or its retry wait is cut to the time left;
+  fits it afresh); a proposer's waits (an LLM request and its retry waits, an
+  SR run) end halfway to that point, leaving the rest to the fits.  Until a
+  first law is fitted the search may go on to :data:`REFINE_SHARE` (and its
+  first generation runs at least :data:`FIRST_LAW_GRACE` of the limit, even
+  when loading the task took longer): a run always has a law to write;
 - the finalists are refitted with the thorough fitter until :data:`REFINE_SHARE`;
 - the winner's and the human laws' fits on all of train, then the bootstrap,
   until :data:`FINAL_SHARE`; the rest writes the files.
@@ -34,10 +38,11 @@ import numpy as np
 from ..fit import FitOptions
 from ..task import TaskData
 
-__all__ = ["SEARCH_SHARE", "REFINE_SHARE", "FINAL_SHARE", "SEARCH_MAX_ROWS", "deadline_at", "with_deadline",
+__all__ = ["SEARCH_SHARE", "FIRST_LAW_GRACE", "REFINE_SHARE", "FINAL_SHARE", "SEARCH_MAX_ROWS", "deadline_at", "with_deadline",
            "cap_rows"]
 
 SEARCH_SHARE = 0.6
+FIRST_LAW_GRACE = 0.05  # until a first law is fitted, its fits may run this share past the refinement's end
 REFINE_SHARE = 0.8
 FINAL_SHARE = 0.95
 SEARCH_MAX_ROWS = 5000

@@ -35,7 +35,8 @@ from ..proposers.base import Proposal, Proposer, ScoredLaw, SearchContext
 from ..proposers.registry import build_proposers
 from ..task import Task
 from .archive import Candidate, select_winner, winner_threshold
-from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at, with_deadline
+from .budget import (FIRST_LAW_GRACE, REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at,
+                     with_deadline)
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
 from .evaluation import EvalPayload, evaluate_batch
 from .executors import WorkerCrash, make_executor
@@ -114,6 +115,7 @@ class Discovery:
         if not self.proposers:
             raise LawsearchError("no proposer is available for this run")
         self._elapsed_before = self.state.elapsed
+        self._tried = False  # whether this session ran a generation
 
     # ------------------------------------------------------------------ setup
     def _payload(self) -> EvalPayload:
@@ -164,15 +166,28 @@ class Discovery:
         return self._elapsed_before + (time.monotonic() - self._session_start)
 
     def budget_left(self) -> bool:
-        """Whether the search may start another generation (see :mod:`lawsearch.search.budget`)."""
+        """Whether the search may start another generation (see :mod:`lawsearch.search.budget`):
+        until a law is fitted, one generation of this session runs whatever the time."""
         s = self.settings
-        return (self.state.generation < s.generations and self.state.evaluations < s.max_evals
-                and self.elapsed < self._search_share() * s.time_limit)
+        if self.state.generation >= s.generations or self.state.evaluations >= s.max_evals:
+            return False
+        if self.best_error() == math.inf:
+            return self.elapsed < REFINE_SHARE * s.time_limit or not self._tried
+        return self.elapsed < SEARCH_SHARE * s.time_limit
 
-    def _search_share(self) -> float:
-        """The search's share of the time limit; until a law is fitted it borrows the refinement's,
-        so that a run always has a law to write."""
-        return SEARCH_SHARE if self.best_error() < math.inf else REFINE_SHARE
+    def _fit_deadline(self) -> float:
+        """When this generation's fits stop: at the search's share of the time limit; until a law
+        is fitted, at the refinement's share, and no sooner than a short grace from now, so that a
+        run always has a law to write."""
+        if self.best_error() < math.inf:
+            return self.deadline(SEARCH_SHARE)
+        return max(self.deadline(REFINE_SHARE), time.time() + FIRST_LAW_GRACE * self.settings.time_limit)
+
+    def _proposal_deadline(self) -> float:
+        """When a proposer's waits (an LLM request, an SR run) must end: half the time left to the
+        fits' deadline, leaving the other half to fit what was proposed."""
+        now = time.time()
+        return now + max(self._fit_deadline() - now, 0.0) / 2
 
     def deadline(self, share: float) -> float:
         """The ``time.time()`` at which this run reaches ``share`` of its time limit."""
@@ -189,7 +204,7 @@ class Discovery:
             rng=rng, max_parameters=self.max_parameters, generation=self.state.generation,
             best=[ScoredLaw(c.formula, c.complexity, c.n_parameters, c.val_error, c.source) for c in best],
             failures=self._recent_failures(), task_name=self.task.name, task_description=self.task.description,
-            seen=set(self.state.archive.candidates), deadline=self.deadline(self._search_share()),
+            seen=set(self.state.archive.candidates), deadline=self._proposal_deadline(),
         )
 
     def _recent_failures(self, k: int = 8) -> list[tuple[str, str]]:
@@ -263,6 +278,7 @@ class Discovery:
         """Propose, deduplicate, evaluate, select, migrate, record, checkpoint."""
         state = self.state
         g = state.generation
+        self._tried = True
         self._events: list[dict[str, Any]] = []
         proposals = self._collect()
         records: list[dict[str, Any]] = list(self._events)
@@ -290,7 +306,7 @@ class Discovery:
             record.update(status="pending", key=key)
         thorough = [key for key, (_, _, p) in pending.items() if p.note.startswith(HUMAN_SEED)]
         cheap = [key for key in pending if key not in thorough]
-        deadline = self.deadline(self._search_share())
+        deadline = self._fit_deadline()
         payload = dataclasses.replace(self.payload, fit_options=with_deadline(self.payload.fit_options, deadline))
         outcome = dict(zip(cheap, self._evaluate([pending[k][0] for k in cheap], payload)))
         outcome.update(zip(thorough, self._run_jobs([([pending[k][0]], self._thorough_payload(pending[k][0],

@@ -79,6 +79,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     return folder / "run"
 
 
+@pytest.mark.slow  # five runs (with Operon when installed); tests/test_search.py kills one run in the default suite
 @pytest.mark.parametrize("kill_after", [1, 3])
 def test_kill_9_then_resume_replays_the_uninterrupted_history_byte_for_byte(tmp_path, uninterrupted, kill_after):
     run_dir = tmp_path / "run"
@@ -134,7 +135,7 @@ def test_a_damaged_history_is_refused_with_how_to_recover(killed_run, damage, me
 
 def test_the_cli_refuses_a_truncated_history_with_exit_2(tmp_path):
     run_dir = tmp_path / "run"
-    proc = subprocess.run(_command(tmp_path, run_dir) + ["--generations", "1", "--max-evals", "5"],
+    proc = subprocess.run(_command(tmp_path, run_dir) + ["--generations", "1", "--proposers", "library"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     _truncate(run_dir / "history.jsonl")

@@ -612,9 +612,9 @@ class LLMProposer:
         """Up to ``n`` valid proposals; never raises for a bad/slow/missing answer."""
         if n < 1:
             return []
-        if self.disabled:
-            return []
         self._deadline = context.deadline
+        if self.disabled or self._time_left() <= 0:
+            return []
         n_calls = math.ceil(n / self.settings.proposals_per_call)
         # every random draw happens here, before any call, so the run's generator advances
         # the same way whatever the server answers

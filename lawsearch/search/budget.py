@@ -38,8 +38,8 @@ import numpy as np
 from ..fit import FitOptions
 from ..task import TaskData
 
-__all__ = ["SEARCH_SHARE", "FIRST_LAW_GRACE", "REFINE_SHARE", "FINAL_SHARE", "SEARCH_MAX_ROWS", "deadline_at", "with_deadline",
-           "cap_rows"]
+__all__ = ["SEARCH_SHARE", "FIRST_LAW_GRACE", "REFINE_SHARE", "FINAL_SHARE", "SEARCH_MAX_ROWS", "deadline_at",
+           "with_deadline", "cap_rows"]
 
 SEARCH_SHARE = 0.6
 FIRST_LAW_GRACE = 0.05  # until a first law is fitted, its fits may run this share past the refinement's end

@@ -14,7 +14,8 @@ fits, the bootstrap and the files.  Each phase ends at a share of it:
   when loading the task took longer): a run always has a law to write;
 - the finalists are refitted with the thorough fitter until :data:`REFINE_SHARE`;
 - the winner's and the human laws' fits on all of train, then the bootstrap,
-  until :data:`FINAL_SHARE`; the rest writes the files.
+  until :data:`FINAL_SHARE` (the winner's fit gets at least :data:`WINNER_FIT_GRACE`
+  of the limit, even when the earlier phases overran); the rest writes the files.
 
 A phase that ends early (the generations or ``max_evals`` end the search) leaves
 its time to the next.  Fits cut short by a deadline stop with the best
@@ -38,11 +39,12 @@ import numpy as np
 from ..fit import FitOptions
 from ..task import TaskData
 
-__all__ = ["SEARCH_SHARE", "FIRST_LAW_GRACE", "REFINE_SHARE", "FINAL_SHARE", "SEARCH_MAX_ROWS", "deadline_at",
+__all__ = ["SEARCH_SHARE", "FIRST_LAW_GRACE", "WINNER_FIT_GRACE", "REFINE_SHARE", "FINAL_SHARE", "SEARCH_MAX_ROWS", "deadline_at",
            "with_deadline", "cap_rows"]
 
 SEARCH_SHARE = 0.6
 FIRST_LAW_GRACE = 0.05  # until a first law is fitted, its fits may run this share past the refinement's end
+WINNER_FIT_GRACE = 0.05  # the winner's fit on all of train gets at least this share, even past FINAL_SHARE
 REFINE_SHARE = 0.8
 FINAL_SHARE = 0.95
 SEARCH_MAX_ROWS = 5000

@@ -16,7 +16,7 @@ from ..fit import OUT_OF_TIME, fit_law
 from ..io import write_json_atomic, write_text_atomic
 from ..report.export import export_law
 from ..uncertainty import bootstrap_intervals
-from .budget import FINAL_SHARE, with_deadline
+from .budget import FINAL_SHARE, WINNER_FIT_GRACE, with_deadline
 
 if TYPE_CHECKING:
     from .engine import Discovery
@@ -89,13 +89,15 @@ def write_outputs(search: Discovery) -> dict[str, Any]:
     """Refit the winner on all of train, score it on test once, and write the run's files.
 
     The winner's and the human laws' fits, then the bootstrap, stop at :data:`FINAL_SHARE` of
-    the time limit (a note in law.json says which fits it cut short); the files are always written.
+    the time limit, the winner's no sooner than :data:`WINNER_FIT_GRACE` of it from now (a note in
+    law.json says which fits were cut short); the files are always written.
     """
     task, state, settings = search.task, search.state, search.settings
     winner = search.winner()
     deadline = search.deadline(FINAL_SHARE)
-    evaluation = evaluate_law(task, winner.formula, seed=settings.seed, deadline=deadline,
-                              start=_warm_start(search, winner.formula, deadline))
+    winner_deadline = max(deadline, time.time() + WINNER_FIT_GRACE * settings.time_limit)
+    evaluation = evaluate_law(task, winner.formula, seed=settings.seed, deadline=winner_deadline,
+                              start=_warm_start(search, winner.formula, winner_deadline))
     humans = human_law_records(task, seed=settings.seed, deadline=deadline)
     cut = ["the winner"] * any(OUT_OF_TIME in f.message for f in evaluation.fit.fits)
     cut += [human["name"] for human in humans if "note" in human]

@@ -9,9 +9,10 @@ fits, the bootstrap and the files.  Each phase ends at a share of it:
   is recorded with status ``timeout`` and is not archived, so a longer run
   fits it afresh); a proposer's waits (an LLM request and its retry waits, an
   SR run) end halfway to that point, leaving the rest to the fits.  Until a
-  first law is fitted the search may go on to :data:`REFINE_SHARE` (and its
-  first generation runs at least :data:`FIRST_LAW_GRACE` of the limit, even
-  when loading the task took longer): a run always has a law to write;
+  first law is fitted the search may go on to :data:`REFINE_SHARE`, and one
+  generation runs even when loading the task took longer; if its deadline cut
+  every fit, its laws are fitted past it, one by one, until one fits: a run
+  always has a law to write;
 - the finalists are refitted with the thorough fitter until :data:`REFINE_SHARE`;
 - the winner's and the human laws' fits on all of train, then the bootstrap,
   until :data:`FINAL_SHARE` (the winner's fit gets at least :data:`WINNER_FIT_GRACE`
@@ -39,11 +40,10 @@ import numpy as np
 from ..fit import FitOptions
 from ..task import TaskData
 
-__all__ = ["SEARCH_SHARE", "FIRST_LAW_GRACE", "WINNER_FIT_GRACE", "REFINE_SHARE", "FINAL_SHARE", "SEARCH_MAX_ROWS", "deadline_at",
+__all__ = ["SEARCH_SHARE", "WINNER_FIT_GRACE", "REFINE_SHARE", "FINAL_SHARE", "SEARCH_MAX_ROWS", "deadline_at",
            "with_deadline", "cap_rows"]
 
 SEARCH_SHARE = 0.6
-FIRST_LAW_GRACE = 0.05  # until a first law is fitted, its fits may run this share past the refinement's end
 WINNER_FIT_GRACE = 0.05  # the winner's fit on all of train gets at least this share, even past FINAL_SHARE
 REFINE_SHARE = 0.8
 FINAL_SHARE = 0.95

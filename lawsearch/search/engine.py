@@ -35,8 +35,7 @@ from ..proposers.base import Proposal, Proposer, ScoredLaw, SearchContext
 from ..proposers.registry import build_proposers
 from ..task import Task
 from .archive import Candidate, select_winner, winner_threshold
-from .budget import (FIRST_LAW_GRACE, REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at,
-                     with_deadline)
+from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at, with_deadline
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
 from .evaluation import EvalPayload, evaluate_batch
 from .executors import WorkerCrash, make_executor
@@ -177,11 +176,20 @@ class Discovery:
 
     def _fit_deadline(self) -> float:
         """When this generation's fits stop: at the search's share of the time limit; until a law
-        is fitted, at the refinement's share, and no sooner than a short grace from now, so that a
-        run always has a law to write."""
-        if self.best_error() < math.inf:
-            return self.deadline(SEARCH_SHARE)
-        return max(self.deadline(REFINE_SHARE), time.time() + FIRST_LAW_GRACE * self.settings.time_limit)
+        is fitted, at the refinement's share (and :meth:`_fit_first_law` goes on after it)."""
+        return self.deadline(SEARCH_SHARE if self.best_error() < math.inf else REFINE_SHARE)
+
+    def _fit_first_law(self, cheap: dict[str, str], outcome: dict[str, dict[str, Any]]) -> None:
+        """A run always has a law to write: when the time limit cut every fit of a generation and
+        no law is fitted yet, the ``cheap`` laws (key -> formula) it cut are fitted here, in order and
+        without the deadline, until one is ok (cheap fits past the limit, on at most SEARCH_MAX_ROWS rows)."""
+        if self.best_error() < math.inf or any(r["status"] == "ok" for r in outcome.values()):
+            return
+        for key in [k for k in cheap if outcome[k]["status"] == "timeout"]:
+            outcome[key] = evaluate_batch([cheap[key]], self.payload)[0]
+            if outcome[key]["status"] == "ok":
+                self.log("the time limit came before any fit: fitted the first law past it")
+                return
 
     def _proposal_deadline(self) -> float:
         """When a proposer's waits (an LLM request, an SR run) must end: half the time left to the
@@ -312,6 +320,7 @@ class Discovery:
         outcome.update(zip(thorough, self._run_jobs([([pending[k][0]], self._thorough_payload(pending[k][0],
                                                                                               deadline=deadline))
                                                      for k in thorough])))
+        self._fit_first_law({k: pending[k][0] for k in cheap}, outcome)
         best_before = self.best_error()
         for record in records:
             if record.get("status") != "pending":

@@ -102,3 +102,13 @@ def test_refinement_and_bootstrap_share_the_limit_with_the_search(tmp_path):
     archived = {c["formula"] for c in json.loads((tmp_path / "run" / "checkpoint.json").read_text())["archive"]}
     cut = {r["formula"] for r in history if r["status"] == "timeout"}
     assert not cut & archived  # a law the time limit cut short is never scored as data
+
+
+def test_a_spent_time_limit_still_fits_one_law_and_writes_the_files(tmp_path, chinchilla_task):
+    settings = SearchSettings(time_limit=0.01, workers=1, bootstrap=10, proposers=("library", "mutate"), seed=0)
+    result = discover(chinchilla_task, settings, out=tmp_path / "run")
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in history].count("ok") == 1 and result.state.generation == 1
+    assert "fitted the first law past it" in (tmp_path / "run" / "run.log").read_text()
+    assert json.loads((tmp_path / "run" / "law.json").read_text())["law"]["formula"] == result.formula
+    assert "bootstrap: skipped, no time left within the time limit" in result.notes

@@ -7,7 +7,9 @@ stderr and ends the command with exit code 2 (no traceback).
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -159,6 +161,17 @@ def _parse_weights(items: list[str] | None) -> dict[str, float] | None:
     return weights
 
 
+def _process_start() -> float:
+    """The ``time.monotonic()`` at which this process started (from /proc on Linux), else now."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.monotonic()
+    return time.monotonic() - max(age, 0.0)
+
+
 class _Progress:
     """Rich progress over generations: evaluations/s, best validation error, best law, time left."""
 
@@ -202,6 +215,7 @@ def discover(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Search for a law that extrapolates; write law.json, law.tex, law.py, pareto.csv, history.jsonl."""
+    started = _process_start()  # --time-limit bounds the whole command, imports and loading the task included
     from .search.engine import discover as run_discovery
     from .search.settings import resolve_settings
     from .task import load_task
@@ -223,7 +237,7 @@ def discover(
     if progress is not None:
         progress.bar.start()
     try:
-        result = run_discovery(spec, settings, out=out, resume=resume, progress=progress, log=log)
+        result = run_discovery(spec, settings, out=out, resume=resume, progress=progress, log=log, started=started)
     finally:
         if progress is not None:
             progress.bar.stop()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .fit import FitOptions, LawFit, fit_law
+from .fit import OUT_OF_TIME, FitOptions, LawFit, fit_law
 from .formula import Law
 from .metrics import Metrics, compute_metrics
 from .task import Task, TaskData
@@ -30,21 +32,26 @@ class Evaluation:
 
 
 def fit_and_score(
-    law: Law, fit_data: TaskData, score_data: TaskData, options: FitOptions | None = None, *, seed: int = 0
+    law: Law, fit_data: TaskData, score_data: TaskData, options: FitOptions | None = None, *, seed: int = 0,
+    start: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> tuple[LawFit, Metrics]:
-    """Fit ``law`` per group on ``fit_data`` and compute SLDBench metrics on ``score_data``."""
-    fit = fit_law(law, fit_data.X, fit_data.Y, fit_data.groups, fit_data.targets, options, seed=seed)
+    """Fit ``law`` per group on ``fit_data`` (``start``: see :func:`fit_law`) and compute SLDBench
+    metrics on ``score_data``."""
+    fit = fit_law(law, fit_data.X, fit_data.Y, fit_data.groups, fit_data.targets, options, seed=seed, start=start)
     pred = fit.predict(score_data.X, score_data.groups, score_data.targets)
     return fit, compute_metrics(score_data.Y, pred)
 
 
 def evaluate_law(
-    task: Task, law: Law | str, *, seed: int = 0, options: FitOptions | None = None
+    task: Task, law: Law | str, *, seed: int = 0, options: FitOptions | None = None, deadline: float | None = None,
+    start: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> Evaluation:
     """Fit a law (object or formula text) on the task's train split; metrics on train and test.
 
     Without ``options``, a human law of the task is fitted within the bounds its
-    spec states (:meth:`Task.fit_options`), any other law with the defaults.
+    spec states (:meth:`Task.fit_options`), any other law with the defaults.  A ``deadline``
+    (a ``time.time()``) stops the fit there (:attr:`FitOptions.deadline`); ``start`` joins the
+    fit's starting points (:func:`fit_law`).
     Raises :class:`~lawsearch.errors.FormulaError` for a bad formula and
     :class:`~lawsearch.errors.DataError` when the law takes the log (or a
     fractional power) of an input that is not positive in the data.
@@ -53,16 +60,20 @@ def evaluate_law(
         law = Law.parse(law, task.inputs, task.targets)
     task.check_law_domain(law)
     options = options if options is not None else task.fit_options(law)
-    fit, test_metrics = fit_and_score(law, task.train, task.test, options, seed=seed)
+    if deadline is not None:
+        options = dataclasses.replace(options or FitOptions(), deadline=deadline)
+    fit, test_metrics = fit_and_score(law, task.train, task.test, options, seed=seed, start=start)
     train_pred = fit.predict(task.train.X, task.train.groups, task.train.targets)
     return Evaluation(law, fit, {"train": compute_metrics(task.train.Y, train_pred), "test": test_metrics})
 
 
-def human_law_records(task: Task, *, seed: int = 0, options: FitOptions | None = None) -> list[dict[str, Any]]:
-    """Evaluate every human law of a task on the same protocol; one JSON-ready record each."""
+def human_law_records(task: Task, *, seed: int = 0, options: FitOptions | None = None,
+                      deadline: float | None = None) -> list[dict[str, Any]]:
+    """Evaluate every human law of a task on the same protocol; one JSON-ready record each
+    (with a ``note`` when ``deadline`` cut its fit short)."""
     records = []
     for human in task.human_laws:
-        evaluation = evaluate_law(task, human.formula, seed=seed, options=options)
+        evaluation = evaluate_law(task, human.formula, seed=seed, options=options, deadline=deadline)
         records.append(
             {
                 "name": human.name,
@@ -73,6 +84,8 @@ def human_law_records(task: Task, *, seed: int = 0, options: FitOptions | None =
                 "metrics": {"test": evaluation.metrics["test"].as_dict()},
             }
         )
+        if any(OUT_OF_TIME in f.message for f in evaluation.fit.fits):
+            records[-1]["note"] = "fit cut short by the time limit"
     return records
 
 

@@ -34,6 +34,10 @@ the logarithm linearly, so no objective value or parameter is ever NaN.
 
 Rows where the target or an input is not finite are left out of a fit
 (``GroupFit.n_rows`` counts the rows used).
+
+With a ``deadline`` (``FitOptions``) a fit stops at that wall-clock time: no
+start is scored, no local fit continues and no polish begins after it; the fit
+returns the best parameters found so far and says so in its message.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import time
 import weakref
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -85,8 +90,13 @@ _AGREE, _AGREE_ABS = 1e-6, 1e-14  # local fits whose objectives differ by less r
 #: fits that agree may both have fallen into the same poor basin (6 of the thorough fitter's 20).
 _MIN_LOCAL_SHARE = 0.3
 _CONTINUATION_STEPS = 3  # at most this many larger Huber thresholds before the polish's own
-_COARSE_TOL = 1e-6
-_FINE_TOL = 1e-15  # tolerance of the polish's last stage under a squared loss  # tolerance of the polish's stages at those larger thresholds
+_COARSE_TOL = 1e-6  # tolerance of the polish's stages at those larger thresholds
+_FINE_TOL = 1e-15  # tolerance of the polish's last stage under a squared loss
+OUT_OF_TIME = "stopped at the deadline"  # in the message of a fit its deadline cut short
+
+
+class _OutOfTime(Exception):
+    """Raised inside a local fit whose deadline has passed (caught by :func:`_least_squares`)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,9 @@ class FitOptions:
     - ``bounds``: per-parameter ``(low, high)`` by name (names not in the law are ignored).
       Defaults: rates :data:`RATE_BOUNDS`, other exponent-like parameters :data:`EXPONENT_BOUNDS`,
       all others :data:`SCALE_BOUNDS`.
+    - ``deadline``: a ``time.time()`` after which the fit stops with the best parameters so far
+      (:data:`OUT_OF_TIME` in its message); ``None``: no limit.  A fit it cuts short is not
+      deterministic.
     """
 
     loss: LossName = "auto"
@@ -118,6 +131,11 @@ class FitOptions:
     max_nfev: int = 1000
     tol: float = 1e-10
     bounds: Mapping[str, tuple[float, float]] | None = None
+    deadline: float | None = None
+
+    def out_of_time(self) -> bool:
+        """True once the ``deadline`` has passed."""
+        return self.deadline is not None and time.time() > self.deadline
 
     def __post_init__(self) -> None:
         if self.loss not in _LOSSES:
@@ -377,14 +395,22 @@ def _least_squares(
     f_scale: float | None = None,
 ) -> OptimizeResult | None:
     """Bounded trf least squares with the objective's loss (plain squares if ``squared``) and
-    Huber threshold (``f_scale``, default the objective's); None if scipy refuses the problem."""
+    Huber threshold (``f_scale``, default the objective's); None if scipy refuses the problem
+    or the options' deadline passes during the fit."""
+    if options.deadline is not None:
+        inner = fun
+
+        def fun(theta: np.ndarray) -> np.ndarray:
+            if options.out_of_time():
+                raise _OutOfTime
+            return inner(theta)
     try:
         return least_squares(
             fun, np.clip(x0, lower, upper), jac=jac, bounds=(lower, upper), method="trf",
             loss="linear" if squared else obj.scipy_loss, f_scale=f_scale or obj.delta, max_nfev=options.max_nfev,
             ftol=options.tol, xtol=options.tol, gtol=options.tol,
         )
-    except (ValueError, np.linalg.LinAlgError):
+    except (ValueError, np.linalg.LinAlgError, _OutOfTime):
         return None
 
 
@@ -578,6 +604,8 @@ def fit_group(
     final = obj.cost(obj.residuals(pred)) if np.all(np.isfinite(pred)) else np.inf
     if not np.isfinite(final):
         message = f"no parameters found that give finite predictions on all {y.size} rows"
+    if options.out_of_time():
+        message = f"{message}; {OUT_OF_TIME}"
     return result(theta, final, message)
 
 
@@ -595,7 +623,12 @@ def _search(
     exponent_like = [law.parameters[j] in exponents for j in non]
     generated = _starts(exponent_like, problem.lower[non], problem.upper[non], span, options.n_starts, rng)
     starts = _along_data_scales(problem, generated, rng)
-    scores = np.array([_squared_cost(problem.projected_residuals(s)) for s in starts])
+    costs: list[float] = []
+    for s in starts:  # the first start is always scored, the others until the deadline
+        if costs and options.out_of_time():
+            break
+        costs.append(_squared_cost(problem.projected_residuals(s)))
+    starts, scores = starts[: len(costs)], np.array(costs)
     ranked = starts[np.argsort(scores, kind="stable")]
     _, first = np.unique(ranked, axis=0, return_index=True)
     ranked = ranked[np.sort(first)]
@@ -615,6 +648,8 @@ def _search(
     found: list[tuple[float, np.ndarray]] = [(best_cost, best_theta)]
     explore = dataclasses.replace(options, max_nfev=min(options.max_nfev, _EXPLORE_NFEV))
     for x0 in ranked:
+        if options.out_of_time():
+            break
         jac = problem.jac_for(x0) if full else problem.projected_jac_for(x0)
         res = _least_squares(fun, x0, jac, problem.lower[non], problem.upper[non], obj, explore, squared=True)
         if res is None:

@@ -16,9 +16,10 @@ serial and parallel runs agree exactly.  A replicate whose fit of a (group,
 target) fails (no finite fit, or a non-finite prediction) is left out of that
 (group, target)'s intervals and counted in ``n_failed``.
 
-With a ``time_limit`` the replicates stop once it has passed (each chunk still
-runs its first one); ``n_boot`` then counts the replicates run, ``n_requested``
-those asked for, and the result depends on the machine's speed.
+With a ``time_limit`` the replicates stop once it has passed: none starts after
+it, and one whose fit it cuts short is left out; ``n_boot`` then counts the
+replicates run (possibly none), ``n_requested`` those asked for, and the result
+depends on the machine's speed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 
 from .errors import LawsearchError
 from .evaluate import jsonable
-from .fit import FitOptions, LawFit, fit_law
+from .fit import OUT_OF_TIME, FitOptions, LawFit, fit_law
 from .formula import Law
 from .task import Task, TaskData
 
@@ -63,7 +64,7 @@ class BootstrapJob:
     options: FitOptions
     seed: int
     start: dict[tuple[str, str], np.ndarray]  # the point estimate: each replicate's fit starts there too
-    deadline: float | None = None  # time.time() after which a chunk starts no further replicate
+    deadline: float | None = None  # time.time() after which no replicate starts or completes
 
 
 def _draw(groups: np.ndarray, names: Sequence[str], seed: int, b: int) -> tuple[np.ndarray, int]:
@@ -86,7 +87,7 @@ def bootstrap_chunk(job: BootstrapJob, replicates: Sequence[int]) -> list[dict[s
     names = list(dict.fromkeys(job.groups.tolist()))
     out: list[dict[str, Any]] = []
     for b in replicates:
-        if out and job.deadline is not None and time.time() > job.deadline:
+        if job.deadline is not None and time.time() > job.deadline:
             break
         rows, fit_seed = _draw(job.groups, names, job.seed, b)
         theta: dict[tuple[str, str], np.ndarray | None] = {}
@@ -96,6 +97,8 @@ def bootstrap_chunk(job: BootstrapJob, replicates: Sequence[int]) -> list[dict[s
                           start=job.start)
         except LawsearchError:
             fit = None
+        if fit is not None and any(OUT_OF_TIME in f.message for f in fit.fits):
+            break  # the deadline cut this replicate short
         for group in names:
             at = job.groups_eval == group
             for target in job.targets:
@@ -195,14 +198,14 @@ def bootstrap_intervals(
     rows = prediction_rows(task)
     groups = train.group_names()
     eval_groups = [g for g in groups if g in rows]
+    deadline = None if time_limit is None else time.time() + time_limit
+    options = fit_options or _with_bounds(BOOTSTRAP_FIT_OPTIONS, task.fit_options(law))
     job = BootstrapJob(
         formula=law.text, inputs=tuple(law.inputs), targets=tuple(task.targets),
         X=train.X, Y=train.Y, groups=train.groups,
         X_eval=test.X[[rows[g] for g in eval_groups]].reshape(len(eval_groups), -1),
         groups_eval=np.array(eval_groups, dtype=str),
-        options=fit_options or _with_bounds(BOOTSTRAP_FIT_OPTIONS, task.fit_options(law)), seed=int(seed),
-        start=estimate,
-        deadline=None if time_limit is None else time.time() + time_limit,
+        options=dataclasses.replace(options, deadline=deadline), seed=int(seed), start=estimate, deadline=deadline,
     )
     replicates = list(range(n_boot))
     if executor is None:

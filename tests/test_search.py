@@ -198,6 +198,7 @@ split: {extrapolate: {by: [params, tokens]}}
 RUN_CONFIG = """
 proposers: [library, mutate]
 generations: 10
+time_limit: 600
 proposals_per_generation: 10
 initial_library: 12
 islands: 2

@@ -76,7 +76,9 @@ class SearchContext:
     recent (formula, reason) pairs; ``seen`` the canonical keys
     (:attr:`lawsearch.formula.Law.canonical`) of laws already scored, so a
     proposer can skip them without keeping state.  ``rng`` is the run's seeded generator:
-    proposers draw all their randomness from it so a run is reproducible.
+    proposers draw all their randomness from it so a run is reproducible.  ``deadline`` is
+    the ``time.time()`` by which a proposer's waits on an engine or a server must end (half
+    the time left to the generation's fits; None: no limit).
     """
 
     inputs: tuple[str, ...]
@@ -92,6 +94,7 @@ class SearchContext:
     task_name: str = ""
     task_description: str = ""
     seen: set[str] = field(default_factory=set)  # canonical keys of every law already scored
+    deadline: float | None = None
 
 
 @runtime_checkable

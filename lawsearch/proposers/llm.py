@@ -546,6 +546,7 @@ class LLMProposer:
             self.cache_dir = None
 
         self._lock = threading.RLock()
+        self._deadline: float | None = None  # time.time() by which calls must end (SearchContext.deadline)
         self._executor: ThreadPoolExecutor | None = None
         self._call_counter = 0
         self._rejections: deque[tuple[str, str]] = deque(maxlen=50)
@@ -611,7 +612,8 @@ class LLMProposer:
         """Up to ``n`` valid proposals; never raises for a bad/slow/missing answer."""
         if n < 1:
             return []
-        if self.disabled:
+        self._deadline = context.deadline
+        if self.disabled or self._time_left() <= 0:
             return []
         n_calls = math.ceil(n / self.settings.proposals_per_call)
         # every random draw happens here, before any call, so the run's generator advances
@@ -689,6 +691,32 @@ class LLMProposer:
         with self._lock:
             events, self.events = self.events, []
         return events
+
+    def state_dict(self) -> dict[str, Any]:
+        """What later calls depend on (call ids, budget counters, rejections fed back, JSON mode,
+        circuit breaker, totals), JSON-ready, for the run's checkpoint."""
+        with self._lock:
+            return json.loads(json.dumps({
+                "call_counter": self._call_counter, "budget_calls": self._budget_calls,
+                "budget_tokens": self._budget_tokens, "budget_cost": self._budget_cost,
+                "rejections": list(self._rejections), "consecutive_failures": self._consecutive_failures,
+                "mode_index": self._mode_index, "mode_confirmed": self._mode_confirmed,
+                "disabled": self.disabled, "capped": self.capped, "stats": self.stats,
+            }))
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`: a resumed run makes the calls an uninterrupted one would."""
+        with self._lock:
+            self._call_counter = int(state["call_counter"])
+            self._budget_calls = int(state["budget_calls"])
+            self._budget_tokens = int(state["budget_tokens"])
+            self._budget_cost = float(state["budget_cost"])
+            self._rejections.extend((str(f), str(r)) for f, r in state["rejections"])
+            self._consecutive_failures = int(state["consecutive_failures"])
+            self._mode_index = min(int(state["mode_index"]), len(self._modes) - 1)
+            self._mode_confirmed = bool(state["mode_confirmed"])
+            self.disabled, self.capped = state["disabled"], state["capped"]
+            self.stats.update(state["stats"])
 
     def close(self) -> None:
         if self._executor is not None:
@@ -946,6 +974,13 @@ class LLMProposer:
             fmt = self._response_format(mode, job.n_laws)
             if fmt is not None:
                 kwargs["response_format"] = fmt
+            left = self._time_left()
+            if left <= 0:
+                result.error = "the run's time limit came before the request"
+                result.attempts = attempt
+                result.latency_s = t_total
+                return result
+            kwargs["timeout"] = min(s.timeout, left)
             t0 = time.monotonic()
             try:
                 response = self._request(kwargs)
@@ -957,8 +992,7 @@ class LLMProposer:
                 retryable = status in (408, 409, 429) or status >= 500 or status == 0
                 if status in (401, 403, 404):
                     result.fatal = True
-                if retryable and attempt < s.retries:
-                    self._sleep_backoff(attempt, exc.retry_after)
+                if retryable and attempt < s.retries and self._sleep_backoff(attempt, exc.retry_after):
                     attempt += 1
                     with self._lock:
                         self.stats["retries"] += 1
@@ -1019,7 +1053,7 @@ class LLMProposer:
             message = getattr(exc, "message", None) or str(exc)
             raise _HTTPStatus(int(exc.status_code), str(message)[:300], retry_after) from None
         except oa.APITimeoutError:
-            raise _HTTPStatus(0, f"timed out after {self.settings.timeout:g} s") from None
+            raise _HTTPStatus(0, f"timed out after {kwargs.get('timeout', self.settings.timeout):.3g} s") from None
         except oa.APIConnectionError as exc:
             raise _HTTPStatus(0, f"connection error: {exc}") from None
         choices = getattr(response, "choices", None) or []
@@ -1035,11 +1069,21 @@ class LLMProposer:
             return content, (prompt_chars // 4, len(content or "") // 4, True)
         return content, (int(pt), int(ct), False)
 
-    def _sleep_backoff(self, attempt: int, retry_after: float | None) -> None:
+    def _time_left(self) -> float:
+        """Seconds until the context's deadline (infinite without one)."""
+        return math.inf if self._deadline is None else self._deadline - time.time()
+
+    def _sleep_backoff(self, attempt: int, retry_after: float | None) -> bool:
+        """Wait before a retry (``Retry-After`` when the server sent one); False, without waiting,
+        when the wait would end past the context's deadline (then no retry is made)."""
         delay = self.settings.backoff * (2**attempt)
         if retry_after is not None and retry_after >= 0:
             delay = retry_after
-        time.sleep(min(delay, self.settings.backoff_max))
+        delay = min(delay, self.settings.backoff_max)
+        if delay >= self._time_left():
+            return False
+        time.sleep(delay)
+        return True
 
     # ------------------------------------------------------------------ results
     def _digest(self, result: _CallResult, context: SearchContext, seen: set[str]) -> list[Proposal]:

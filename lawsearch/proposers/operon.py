@@ -185,7 +185,7 @@ class OperonProposer(SRProposer):
             generations=s.generations,
             max_evaluations=s.max_evaluations,
             n_threads=s.n_threads,
-            max_time=max(1, int(math.ceil(s.time_limit))),
+            max_time=max(1, int(math.ceil(min(s.time_limit, self._engine_seconds())))),
             random_state=seed,
         )
 

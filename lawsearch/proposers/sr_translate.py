@@ -608,8 +608,13 @@ class SRProposer:
         self._calls = 0
         self._residual_calls = 0
         self._seen: set[str] = set()
-        self._queue: list[_Candidate] = []
+        self._queue: list[tuple[str, Proposal]] = []  # (canonical key, proposal) left over from earlier runs
+        self._deadline: float | None = None  # time.time() by which a run must end (SearchContext.deadline)
         self.last_run: dict[str, Any] = {}
+
+    def _engine_seconds(self) -> float:
+        """Seconds until the context's deadline (infinite without one): an engine run is cut to it."""
+        return math.inf if self._deadline is None else self._deadline - time.time()
 
     # ------------------------------------------------------------------ engine hooks
     def _load(self) -> Any:  # pragma: no cover - abstract
@@ -633,7 +638,8 @@ class SRProposer:
     # ------------------------------------------------------------------ protocol
     def propose(self, context: SearchContext, n: int) -> list[Proposal]:
         engine = self._load()
-        if n <= 0:
+        self._deadline = context.deadline
+        if n <= 0 or self._engine_seconds() <= 0:
             return []
         seed = int(context.rng.integers(0, 2**31 - 1))
         job = self._next_job(context)
@@ -662,22 +668,36 @@ class SRProposer:
         }
         known = self._known(context)
         chosen: list[Proposal] = []
-        leftovers: list[_Candidate] = []
-        for cand in [*fresh, *self._queue]:
-            key = cand.translation.law.canonical
+        leftovers: list[tuple[str, Proposal]] = []
+        for key, proposal in [*((c.translation.law.canonical, self._proposal(c)) for c in fresh), *self._queue]:
             if key in known:
                 continue
             known.add(key)
             if len(chosen) < n:
                 self._seen.add(key)
-                chosen.append(self._proposal(cand))
+                chosen.append(proposal)
             else:
-                leftovers.append(cand)
+                leftovers.append((key, proposal))
         self._queue = leftovers[:_QUEUE_LIMIT]
         return chosen
 
     def close(self) -> None:
         self._queue.clear()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the next calls depend on (JSON-ready), for the run's checkpoint."""
+        return {"calls": self._calls, "residual_calls": self._residual_calls, "seen": sorted(self._seen),
+                "queue": [{"key": key, "formula": p.formula, "parents": list(p.parents), "note": p.note,
+                           "meta": p.meta} for key, p in self._queue]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (a resumed run makes the calls an uninterrupted one would)."""
+        self._calls = int(state["calls"])
+        self._residual_calls = int(state["residual_calls"])
+        self._seen = set(state["seen"])
+        self._queue = [(item["key"], Proposal(formula=item["formula"], source=self.name,
+                                              parents=tuple(item["parents"]), note=item["note"],
+                                              meta=item["meta"])) for item in state["queue"]]
 
     # ------------------------------------------------------------------ jobs
     def _known(self, context: SearchContext) -> set[str]:

@@ -35,9 +35,10 @@ from ..proposers.base import Proposal, Proposer, ScoredLaw, SearchContext
 from ..proposers.registry import build_proposers
 from ..task import Task
 from .archive import Candidate, select_winner, winner_threshold
+from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at, with_deadline
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
 from .evaluation import EvalPayload, evaluate_batch
-from .executors import make_executor
+from .executors import WorkerCrash, make_executor
 from .settings import SearchSettings
 
 __all__ = ["discover", "DiscoveryResult", "Discovery", "default_run_dir"]
@@ -82,7 +83,9 @@ class Discovery:
         resume: bool = False,
         executor: Executor | None = None,
         log: Callable[[str], None] | None = None,
+        started: float | None = None,
     ) -> None:
+        self._session_start = time.monotonic() if started is None else started  # the time limit counts from here
         self.task = task
         self.settings = settings
         self.run_dir = Path(run_dir)
@@ -91,13 +94,18 @@ class Discovery:
         self.executor = executor
         self.max_parameters = settings.max_parameters or task.max_parameters
         self.validation_fraction = task.validation_fraction(settings.validation_fraction)
-        self.search_train, self.validation = task.validation_split(self.validation_fraction, seed=settings.seed)
+        self.search_train, self.validation = (cap_rows(rows, SEARCH_MAX_ROWS, settings.seed)
+                                              for rows in task.validation_split(self.validation_fraction,
+                                                                                seed=settings.seed))
         self.payload = self._payload()
         self.state = self._initial_state(resume)
         built = build_proposers(settings.proposers, {"operon": settings.operon, "pysr": settings.pysr,
                                                      "llm": {**settings.llm, "cli": settings.llm_cli}})
         self.proposers: list[Proposer] = built.proposers
         self.notes = built.notes
+        for proposer in self.proposers:
+            if proposer.name in self.state.proposer_state and hasattr(proposer, "load_state"):
+                proposer.load_state(self.state.proposer_state[proposer.name])
         for note in self.notes:
             self.log(note)
         auto = " ('auto': the test split's share of the rows)" if settings.validation_fraction == "auto" else ""
@@ -105,8 +113,8 @@ class Discovery:
                  f"share {self.validation_fraction:.3g}{auto}")
         if not self.proposers:
             raise LawsearchError("no proposer is available for this run")
-        self._session_start = time.monotonic()
         self._elapsed_before = self.state.elapsed
+        self._tried = False  # whether this session ran a generation
 
     # ------------------------------------------------------------------ setup
     def _payload(self) -> EvalPayload:
@@ -157,9 +165,41 @@ class Discovery:
         return self._elapsed_before + (time.monotonic() - self._session_start)
 
     def budget_left(self) -> bool:
+        """Whether the search may start another generation (see :mod:`lawsearch.search.budget`):
+        until a law is fitted, one generation of this session runs whatever the time."""
         s = self.settings
-        return (self.state.generation < s.generations and self.state.evaluations < s.max_evals
-                and self.elapsed < s.time_limit)
+        if self.state.generation >= s.generations or self.state.evaluations >= s.max_evals:
+            return False
+        if self.best_error() == math.inf:
+            return self.elapsed < REFINE_SHARE * s.time_limit or not self._tried
+        return self.elapsed < SEARCH_SHARE * s.time_limit
+
+    def _fit_deadline(self) -> float:
+        """When this generation's fits stop: at the search's share of the time limit; until a law
+        is fitted, at the refinement's share (and :meth:`_fit_first_law` goes on after it)."""
+        return self.deadline(SEARCH_SHARE if self.best_error() < math.inf else REFINE_SHARE)
+
+    def _fit_first_law(self, cheap: dict[str, str], outcome: dict[str, dict[str, Any]]) -> None:
+        """A run always has a law to write: when the time limit cut every fit of a generation and
+        no law is fitted yet, the ``cheap`` laws (key -> formula) it cut are fitted here, in order and
+        without the deadline, until one is ok (cheap fits past the limit, on at most SEARCH_MAX_ROWS rows)."""
+        if self.best_error() < math.inf or any(r["status"] == "ok" for r in outcome.values()):
+            return
+        for key in [k for k in cheap if outcome[k]["status"] == "timeout"]:
+            outcome[key] = evaluate_batch([cheap[key]], self.payload)[0]
+            if outcome[key]["status"] == "ok":
+                self.log("the time limit came before any fit: fitted the first law past it")
+                return
+
+    def _proposal_deadline(self) -> float:
+        """When a proposer's waits (an LLM request, an SR run) must end: half the time left to the
+        fits' deadline, leaving the other half to fit what was proposed."""
+        now = time.time()
+        return now + max(self._fit_deadline() - now, 0.0) / 2
+
+    def deadline(self, share: float) -> float:
+        """The ``time.time()`` at which this run reaches ``share`` of its time limit."""
+        return deadline_at(self.settings.time_limit, self.elapsed, share)
 
     # ------------------------------------------------------------------ proposals
     def _rng(self, *keys: int) -> np.random.Generator:
@@ -172,7 +212,7 @@ class Discovery:
             rng=rng, max_parameters=self.max_parameters, generation=self.state.generation,
             best=[ScoredLaw(c.formula, c.complexity, c.n_parameters, c.val_error, c.source) for c in best],
             failures=self._recent_failures(), task_name=self.task.name, task_description=self.task.description,
-            seen=set(self.state.archive.candidates),
+            seen=set(self.state.archive.candidates), deadline=self._proposal_deadline(),
         )
 
     def _recent_failures(self, k: int = 8) -> list[tuple[str, str]]:
@@ -246,6 +286,7 @@ class Discovery:
         """Propose, deduplicate, evaluate, select, migrate, record, checkpoint."""
         state = self.state
         g = state.generation
+        self._tried = True
         self._events: list[dict[str, Any]] = []
         proposals = self._collect()
         records: list[dict[str, Any]] = list(self._events)
@@ -273,9 +314,13 @@ class Discovery:
             record.update(status="pending", key=key)
         thorough = [key for key, (_, _, p) in pending.items() if p.note.startswith(HUMAN_SEED)]
         cheap = [key for key in pending if key not in thorough]
-        outcome = dict(zip(cheap, self._evaluate([pending[k][0] for k in cheap])))
-        outcome.update(zip(thorough, self._run_jobs([([pending[k][0]], self._thorough_payload(pending[k][0]))
+        deadline = self._fit_deadline()
+        payload = dataclasses.replace(self.payload, fit_options=with_deadline(self.payload.fit_options, deadline))
+        outcome = dict(zip(cheap, self._evaluate([pending[k][0] for k in cheap], payload)))
+        outcome.update(zip(thorough, self._run_jobs([([pending[k][0]], self._thorough_payload(pending[k][0],
+                                                                                              deadline=deadline))
                                                      for k in thorough])))
+        self._fit_first_law({k: pending[k][0] for k in cheap}, outcome)
         best_before = self.best_error()
         for record in records:
             if record.get("status") != "pending":
@@ -283,6 +328,8 @@ class Discovery:
             key = record.pop("key")
             result = outcome[key]
             record.update({k: v for k, v in result.items() if k not in ("key", "formula")})
+            if result["status"] == "timeout":  # not fitted: never archived, so a longer run fits it afresh
+                continue
             formula, island, proposal = pending[key]
             error = result.get("val_error", math.inf)
             cand = Candidate(key=key, formula=formula, complexity=result.get("complexity", 0),
@@ -310,13 +357,15 @@ class Discovery:
                                  "val_error": best[0].val_error if best else None,
                                  "source": best[0].source if best else None})
         state.elapsed = self.elapsed
+        state.proposer_state = {p.name: p.state_dict() for p in self.proposers if hasattr(p, "state_dict")}
         save_checkpoint(self.run_dir, state)
 
-    def _thorough_payload(self, formula: str, on_all_train: bool = False) -> EvalPayload:
+    def _thorough_payload(self, formula: str, on_all_train: bool = False, *, deadline: float) -> EvalPayload:
         """The search payload with the default (thorough) fitter instead of the cheap one, within
-        the bounds a human law's spec states; with ``on_all_train``, the law is fitted on all of
-        train, as the winner will be (its validation error then means nothing, its trends do)."""
-        options = self.task.fit_options(self.task.parse_law(formula)) or FitOptions()
+        the bounds a human law's spec states, stopping at ``deadline``; with ``on_all_train``, the
+        law is fitted on all of train, as the winner will be (its validation error then means
+        nothing, its trends do)."""
+        options = with_deadline(self.task.fit_options(self.task.parse_law(formula)), deadline)
         payload = dataclasses.replace(self.payload, fit_options=options)
         if on_all_train:
             train = self.task.train
@@ -329,17 +378,24 @@ class Discovery:
         return self._run_jobs([(formulas[i:i + size], payload or self.payload) for i in range(0, len(formulas), size)])
 
     def _run_jobs(self, jobs: list[tuple[list[str], EvalPayload]]) -> list[dict[str, Any]]:
-        """Score each (batch of formulas, payload) job through the executor; results in order."""
+        """Score each (batch of formulas, payload) job through the executor; results in order.
+
+        :func:`evaluate_batch` never raises for a bad candidate, so an exception here is the
+        infrastructure's (a worker process that died, a lost Dask worker): it is a
+        :class:`WorkerCrash`, never a law's score; nothing of the generation is archived.
+        """
         if not jobs:
             return []
         executor = self.get_executor()
-        futures = [executor.submit(evaluate_batch, batch, payload) for batch, payload in jobs]
         results: list[dict[str, Any]] = []
-        for (batch, _), future in zip(jobs, futures):
-            try:
+        try:
+            futures = [executor.submit(evaluate_batch, batch, payload) for batch, payload in jobs]
+            for future in futures:
                 results += future.result()
-            except Exception as exc:  # a worker crash is recorded per candidate
-                results += [{"status": "error", "reason": f"worker failed: {type(exc).__name__}: {exc}"}] * len(batch)
+        except Exception as exc:
+            raise WorkerCrash(f"a worker failed in generation {self.state.generation} ({type(exc).__name__}: "
+                              f"{exc}); nothing of that generation was recorded: fix the cause and continue with "
+                              f"--resume --out {self.run_dir}") from exc
         return results
 
     def _update_stats(self, records: list[dict[str, Any]], best_before: float) -> None:
@@ -431,7 +487,11 @@ class Discovery:
         if self.settings.refine_top <= 0:
             return
         checked: set[str] = set()
+        deadline = self.deadline(REFINE_SHARE)
         for _ in range(_REFINE_ROUNDS):
+            if time.time() >= deadline:
+                self.log("refining: stopped at its share of the time limit")
+                break
             best = archive.best(self.settings.refine_top)
             if not best:
                 break
@@ -443,23 +503,28 @@ class Discovery:
             checks = [k for k in keys if k not in checked]
             if not refits and not checks:
                 break
-            self._refine(refits, checks)
+            self._refine(refits, checks, deadline)
             checked.update(checks)
         self.state.elapsed = self.elapsed
         save_checkpoint(self.run_dir, self.state)
 
-    def _refine(self, refits: list[str], checks: list[str]) -> None:
+    def _refine(self, refits: list[str], checks: list[str], deadline: float) -> None:
         """Refit ``refits`` on search-train with the full fitter; fit ``checks`` on all of train
-        and drop those whose fit is degenerate or breaks a declared trend."""
+        and drop those whose fit is degenerate or breaks a declared trend; a fit that ``deadline``
+        cuts short changes nothing."""
         archive = self.state.archive
         self.log(f"refining {len(refits)} finalists with the full fitter"
                  + (f", checking {len(checks)} fitted on all of train" if checks else ""))
-        jobs = [([archive.get(k).formula], self._thorough_payload(archive.get(k).formula)) for k in refits]
-        jobs += [([archive.get(k).formula], self._thorough_payload(archive.get(k).formula, on_all_train=True))
+        jobs = [([archive.get(k).formula], self._thorough_payload(archive.get(k).formula, deadline=deadline))
+                for k in refits]
+        jobs += [([archive.get(k).formula], self._thorough_payload(archive.get(k).formula, on_all_train=True,
+                                                                   deadline=deadline))
                  for k in checks]
         results = self._run_jobs(jobs)
         for key, result in zip(refits, results):
             cand = archive.get(key)
+            if result.get("status") == "timeout":
+                continue  # keep the search's score; a later round does not retry it
             if result.get("status") == "ok":
                 cand.val_error, cand.val_se = result["val_error"], result["val_se"]
             elif result.get("status") == "rejected":  # the thorough fit is degenerate or breaks a trend
@@ -518,7 +583,7 @@ def _event_records(proposer: Proposer, generation: int) -> list[dict[str, Any]]:
 
 def _new_stats() -> dict[str, Any]:
     return {"proposed": 0, "ok": 0, "duplicate": 0, "parse_error": 0, "rejected": 0, "fit_failed": 0,
-            "failed": 0, "improving": 0, "errors": 0}
+            "timeout": 0, "failed": 0, "improving": 0, "errors": 0}
 
 
 def discover(
@@ -530,13 +595,17 @@ def discover(
     progress: ProgressCallback | None = None,
     log: Callable[[str], None] | None = None,
     executor: Executor | None = None,
+    started: float | None = None,
 ) -> DiscoveryResult:
-    """Run a discovery on a task (object or YAML path) and write its results to ``out``."""
+    """Run a discovery on a task (object or YAML path) and write its results to ``out``.
+
+    The time limit counts from ``started`` (a ``time.monotonic()``; default: now)."""
     from ..task import load_task
 
+    started = time.monotonic() if started is None else started
     if not isinstance(task, Task):
         task = load_task(task)
     settings = settings or SearchSettings()
     run_dir = Path(out) if out is not None else default_run_dir(task, settings.seed)
-    search = Discovery(task, settings, run_dir, resume=resume, executor=executor, log=log)
+    search = Discovery(task, settings, run_dir, resume=resume, executor=executor, log=log, started=started)
     return search.run(progress)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LawsearchError
-from ..fit import FitOptions, LawFit, fit_law, pinned_parameter
+from ..fit import OUT_OF_TIME, FitOptions, LawFit, fit_law, pinned_parameter
 from ..formula import Law
 
 __all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "TREND_FACTORS"]
@@ -124,6 +124,8 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     try:
         fit = fit_law(law, payload.X_fit, payload.Y_fit, payload.groups_fit, payload.targets,
                       payload.fit_options, seed=payload.seed)
+        if any(OUT_OF_TIME in f.message for f in fit.fits):
+            return {**info, "status": "timeout", "reason": "the time limit cut its fit short"}
         pred = fit.predict(payload.X_val, payload.groups_val, payload.targets)
         with np.errstate(all="ignore"):
             broken = pinned_parameter(fit, payload.fit_options) or trend_violation(fit, payload)
@@ -138,9 +140,13 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
 
 
 def evaluate_batch(formulas: list[str], payload: EvalPayload) -> list[dict[str, Any]]:
-    """Score each formula; never raises for a bad candidate (the record says what went wrong)."""
+    """Score each formula; never raises for a bad candidate (the record says what went wrong).
+    Once the fit options' deadline has passed, each formula left gets status ``timeout``."""
     results = []
     for formula in formulas:
+        if payload.fit_options.out_of_time():
+            results.append({"status": "timeout", "reason": "the time limit came before its fit"})
+            continue
         start = time.perf_counter()
         try:
             record = _evaluate_one(formula, payload)

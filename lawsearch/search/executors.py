@@ -14,7 +14,12 @@ from typing import Any
 
 from ..errors import EngineUnavailable, LawsearchError
 
-__all__ = ["SerialExecutor", "make_executor", "DaskExecutor", "default_workers"]
+__all__ = ["SerialExecutor", "make_executor", "DaskExecutor", "default_workers", "WorkerCrash"]
+
+
+class WorkerCrash(LawsearchError, RuntimeError):
+    """An executor failed to run a job (a worker process died, a Dask worker was lost): an
+    infrastructure failure, never a law's score."""
 
 
 class SerialExecutor(Executor):

@@ -5,13 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import platform
+import time
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..evaluate import evaluate_law, human_law_records, jsonable
+from ..fit import OUT_OF_TIME, fit_law
 from ..io import write_json_atomic, write_text_atomic
 from ..report.export import export_law
 from ..uncertainty import bootstrap_intervals
+from .budget import FINAL_SHARE, WINNER_FIT_GRACE, with_deadline
 
 if TYPE_CHECKING:
     from .engine import Discovery
@@ -67,22 +72,52 @@ def _summary(search: Discovery, name: str) -> dict[str, Any]:
     return {}
 
 
+def _warm_start(search: Discovery, formula: str, deadline: float) -> dict[tuple[str, str], np.ndarray] | None:
+    """On a table the search only saw a subsample of (:func:`~lawsearch.search.budget.cap_rows`), the
+    law's fit on that subsample, a starting point for its fit on all of train that a deadline may
+    cut short; None (no extra start) on every other table."""
+    if len(search.search_train) + len(search.validation) == len(search.task.train):
+        return None
+    law = search.task.parse_law(formula)
+    rows = search.search_train
+    fit = fit_law(law, rows.X, rows.Y, rows.groups, rows.targets, with_deadline(search.task.fit_options(law), deadline),
+                  seed=search.settings.seed)
+    return {(f.group, f.target): np.asarray(f.theta) for f in fit.fits}
+
+
 def write_outputs(search: Discovery) -> dict[str, Any]:
-    """Refit the winner on all of train, score it on test once, and write the run's files."""
+    """Refit the winner on all of train, score it on test once, and write the run's files.
+
+    The winner's and the human laws' fits, then the bootstrap, stop at :data:`FINAL_SHARE` of
+    the time limit, the winner's no sooner than :data:`WINNER_FIT_GRACE` of it from now (a note in
+    law.json says which fits were cut short); the files are always written.
+    """
     task, state, settings = search.task, search.state, search.settings
     winner = search.winner()
-    evaluation = evaluate_law(task, winner.formula, seed=settings.seed)
+    deadline = search.deadline(FINAL_SHARE)
+    winner_deadline = max(deadline, time.time() + WINNER_FIT_GRACE * settings.time_limit)
+    evaluation = evaluate_law(task, winner.formula, seed=settings.seed, deadline=winner_deadline,
+                              start=_warm_start(search, winner.formula, winner_deadline))
+    humans = human_law_records(task, seed=settings.seed, deadline=deadline)
+    cut = ["the winner"] * any(OUT_OF_TIME in f.message for f in evaluation.fit.fits)
+    cut += [human["name"] for human in humans if "note" in human]
+    if cut:
+        search.notes.append(f"the time limit cut the final fits of {', '.join(cut)} short: raise --time-limit")
+        search.log(search.notes[-1])
     record = evaluation.record()
     record.update({"validation": {"nmse": winner.val_error, "se": winner.val_se, "rows": len(search.validation),
                                   "fraction": search.validation_fraction}, "source": winner.source,
                    "n_parameters": winner.n_parameters})
-    if settings.bootstrap > 0:
+    time_left = min(settings.bootstrap_time_limit, deadline - time.time())
+    if settings.bootstrap > 0 and time_left <= 0:
+        search.notes.append("bootstrap: skipped, no time left within the time limit")
+        search.log(search.notes[-1])
+    elif settings.bootstrap > 0:
         search.log(f"bootstrap: {settings.bootstrap} resamples for the winner's confidence intervals")
         ci = bootstrap_intervals(task, evaluation.law, evaluation.fit, n_boot=settings.bootstrap,
-                                 seed=settings.seed, executor=search.get_executor(),
-                                 time_limit=settings.bootstrap_time_limit)
+                                 seed=settings.seed, executor=search.get_executor(), time_limit=time_left)
         if ci["n_boot"] < settings.bootstrap:
-            search.log(f"bootstrap: stopped at its time limit ({settings.bootstrap_time_limit:g} s) after "
+            search.log(f"bootstrap: stopped at its time limit ({time_left:.3g} s) after "
                        f"{ci['n_boot']} of {settings.bootstrap} resamples")
         record["ci"] = ci
     law_json = jsonable({
@@ -90,7 +125,7 @@ def write_outputs(search: Discovery) -> dict[str, Any]:
         "task_path": str(task.path.resolve()) if task.path is not None else None,
         "run_id": search.run_dir.name,
         "law": record,
-        "human_laws": human_law_records(task, seed=settings.seed),
+        "human_laws": humans,
         "seed": settings.seed,
         "budget": {"generations": settings.generations, "max_evals": settings.max_evals,
                    "time_limit": settings.time_limit},

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .errors import LawsearchWarning
 from .fit import FitOptions, LawFit, fit_law
 from .formula import Law
 from .metrics import Metrics, compute_metrics
@@ -52,6 +54,10 @@ def evaluate_law(
     if isinstance(law, str):
         law = Law.parse(law, task.inputs, task.targets)
     task.check_law_domain(law)
+    group, rows = task.smallest_group()
+    if law.n_parameters > rows:
+        warnings.warn(f"{task.name}: group {group!r} has {rows} train rows, fewer than the {law.n_parameters} "
+                      f"parameters of {law.text}: its fit there is underdetermined", LawsearchWarning, stacklevel=2)
     options = options if options is not None else task.fit_options(law)
     fit, test_metrics = fit_and_score(law, task.train, task.test, options, seed=seed)
     train_pred = fit.predict(task.train.X, task.train.groups, task.train.targets)

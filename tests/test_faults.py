@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import REPO, synthetic_task
+from conftest import synthetic_task
 from lawsearch.cli import main
 from lawsearch.errors import CheckpointError, DataError, FormulaError, LawsearchWarning, TaskError
 from lawsearch.evaluate import evaluate_law
@@ -32,40 +33,13 @@ from lawsearch.search.evaluation import evaluate_batch
 from lawsearch.search.settings import SearchSettings
 from lawsearch.task import load_task
 from test_llm import fake_llm, laws_json  # noqa: F401 - the fake OpenAI server fixture
+from test_search import SMALL_TASK
 
-TINY_TASK = """
-name: tiny
-description: "A tiny synthetic task; <b>raw HTML</b> & friends in its description"
-data:
-  synthetic:
-    law: "E + A/params**alpha + B/tokens**beta"
-    parameters: {E: 1.69, A: 406.4, B: 410.7, alpha: 0.34, beta: 0.28}
-    inputs: {params: [1.0e+5, 1.0e+11], tokens: [1.0e+7, 1.0e+13]}
-    rows: 40
-    noise: 0.005
-inputs: [params, tokens]
-target: loss
-split: {extrapolate: {by: [params, tokens]}}
-"""
-TINY_CONFIG = """
-proposers: [library, mutate]
-proposals_per_generation: 6
-initial_library: 8
-islands: 1
-population_size: 4
-search_starts: 6
-search_local: 1
-refine_top: 1
-bootstrap: 0
-"""
+TINY_TASK = SMALL_TASK.replace("name: small\n", 'name: tiny\ndescription: "A tiny synthetic task; '
+                                                 '<b>raw HTML</b> & friends in its description"\n')
 FAST = dict(proposals_per_generation=6, initial_library=8, islands=1, population_size=4, search_starts=6,
             search_local=1, refine_top=1, bootstrap=0, workers=1)
-
-
-def lawsearch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the CLI in a subprocess (as a user would), output captured."""
-    return subprocess.run([sys.executable, "-m", "lawsearch.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "250"})
+TINY_CONFIG = yaml.safe_dump({"proposers": ["library", "mutate"], **FAST})  # the CLI's --workers wins over it
 
 
 @pytest.fixture

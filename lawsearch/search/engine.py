@@ -132,12 +132,16 @@ class Discovery:
         settings = self.settings.model_dump(mode="json")
         self._lock = claim_run_dir(self.run_dir, resume)
         if resume:
-            state = load_checkpoint(self.run_dir)
-            if state.task != self.task.name:
-                raise CheckpointError(f"{self.run_dir} is a run of task {state.task!r}, not {self.task.name!r}")
-            if state.settings.get("seed") != self.settings.seed:
-                raise CheckpointError(
-                    f"{self.run_dir} was run with seed {state.settings.get('seed')}, not {self.settings.seed}")
+            try:
+                state = load_checkpoint(self.run_dir)
+                if state.task != self.task.name:
+                    raise CheckpointError(f"{self.run_dir} is a run of task {state.task!r}, not {self.task.name!r}")
+                if state.settings.get("seed") != self.settings.seed:
+                    raise CheckpointError(
+                        f"{self.run_dir} was run with seed {state.settings.get('seed')}, not {self.settings.seed}")
+            except CheckpointError:
+                self._lock.release()  # the folder is not this run's to continue
+                raise
             state.settings = settings  # budgets may be extended on resume
             self.log(f"resuming {self.run_dir} after generation {state.generation}")
             return state

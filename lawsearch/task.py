@@ -524,6 +524,8 @@ def _read_file(path: Path) -> pd.DataFrame:
         if suffix == ".parquet":
             return pd.read_parquet(path)
         return _read_jsonl(path)
+    except DataError:
+        raise
     except ImportError as exc:
         raise DataError(f"{path}: reading Parquet needs pyarrow (pip install 'lawsearch[parquet]'): {exc}") from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:

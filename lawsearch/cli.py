@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import LawsearchError
+from .errors import LawsearchError, LawsearchWarning
 
 app = typer.Typer(
     name="lawsearch",
@@ -35,11 +36,23 @@ MAX_GROUPS_SHOWN = 8
 
 def main() -> None:
     """Console-script entry point: run the app, turn LawsearchError into exit code 2."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except LawsearchError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """A LawsearchWarning as one line on stderr (other warnings as Python prints them)."""
+    if issubclass(category, LawsearchWarning):
+        err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    else:
+        _python_showwarning(message, category, *args, **kwargs)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -264,9 +277,14 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="Run directories (or
     for run in runs:
         data = load_law_json(run)
         law = data["law"]
-        rows.append({"name": f"{data['task']} · {run.name}", "n_parameters": len(law["parameters"]), **law})
-        rows += [{**human, "name": f"{data['task']} · {human['name']}"} for human in data.get("human_laws", [])]
-    console.print(metrics_table("winners vs human laws (test split)", rows))
+        try:
+            rows.append({"name": f"{data['task']} · {run.name}", "n_parameters": len(law["parameters"]), **law})
+            rows += [{**human, "name": f"{data['task']} · {human['name']}"} for human in data.get("human_laws", [])]
+            table = metrics_table("winners vs human laws (test split)", rows)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise LawsearchError(f"{run}: law.json lacks a field or has one of the wrong type "
+                                 f"({type(exc).__name__}: {exc})") from None
+    console.print(table)
 
 
 @app.command()

@@ -16,6 +16,8 @@ __all__ = [
     "EngineUnavailable",
     "ProposerError",
     "CheckpointError",
+    "OutputError",
+    "LawsearchWarning",
 ]
 
 
@@ -49,3 +51,11 @@ class ProposerError(LawsearchError, RuntimeError):
 
 class CheckpointError(LawsearchError, RuntimeError):
     """A run directory or checkpoint cannot be used (e.g. --resume without a checkpoint)."""
+
+
+class LawsearchWarning(UserWarning):
+    """A result that may mislead (e.g. a fit with fewer rows than parameters); the CLI prints it on one line."""
+
+
+class OutputError(LawsearchError, OSError):
+    """A result, checkpoint or log file cannot be written (read-only or full disk, a file in the way)."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .errors import LawsearchWarning
 from .fit import OUT_OF_TIME, FitOptions, LawFit, fit_law
 from .formula import Law
 from .metrics import Metrics, compute_metrics
@@ -59,6 +61,10 @@ def evaluate_law(
     if isinstance(law, str):
         law = Law.parse(law, task.inputs, task.targets)
     task.check_law_domain(law)
+    group, rows = task.smallest_group()
+    if law.n_parameters > rows:
+        warnings.warn(f"{task.name}: group {group!r} has {rows} train rows, fewer than the {law.n_parameters} "
+                      f"parameters of {law.text}: its fit there is underdetermined", LawsearchWarning, stacklevel=2)
     options = options if options is not None else task.fit_options(law)
     if deadline is not None:
         options = dataclasses.replace(options or FitOptions(), deadline=deadline)

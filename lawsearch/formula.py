@@ -16,6 +16,7 @@ import ast
 import functools
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -84,6 +85,17 @@ CONSTANTS: dict[str, sympy.Expr] = {"pi": sympy.pi}
 _GENERIC_TARGETS = ("y", "L")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _NAME_TOKEN = re.compile(r"(?<![0-9.])[A-Za-z_][A-Za-z0-9_]*")
+_ANY_NAME = re.compile(r"[^\W\d]\w*")  # an identifier in any script, as Python's parser reads one
+
+
+def check_plain_name(name: str, what: str = "name") -> None:
+    """Reject a name that Python's parser would read as another one: identifiers are NFKC-folded,
+    so a full-width ``ｐａｒａｍｓ`` would silently become the input ``params`` and a bold ``𝐄`` the
+    parameter ``E``."""
+    folded = unicodedata.normalize("NFKC", name)
+    if folded != name:
+        raise FormulaError(f"{what} {name!r} is written with look-alike characters (it reads as {folded!r}); "
+                           "write it in plain letters")
 
 
 def _describe(node: ast.AST) -> str:
@@ -301,10 +313,14 @@ class Law:
         body = _strip_target(text.strip(), targets, inputs).strip().replace("^", "**")
         if not body:
             raise FormulaError("empty formula")
+        for name in _ANY_NAME.findall(body):
+            check_plain_name(name)
         try:
             tree = ast.parse(body, mode="eval")
         except SyntaxError as exc:
             raise FormulaError(f"cannot parse formula {text.strip()!r}: {exc.msg}") from None
+        except RecursionError:  # e.g. thousands of unary minuses: Python's parser gives up
+            raise FormulaError(f"formula nested deeper than {MAX_DEPTH} levels") from None
         n_nodes = sum(1 for _ in ast.walk(tree))
         if n_nodes > MAX_NODES:
             raise FormulaError(f"formula has {n_nodes} syntax nodes, more than the {MAX_NODES} allowed")
@@ -370,19 +386,22 @@ class Law:
     @property
     def canonical(self) -> str:
         """A key equal for laws that differ only in parameter names or in the order their text
-        wrote them (for deduplication).
+        wrote them (for deduplication): ``E + A/x**alpha`` and ``c + beta/x**Q`` share one.
 
-        Parameters are renamed ``_p0``, ``_p1`` … in their order in the printed text; as a
-        renaming can reorder sympy's sorted arguments, that is repeated until the order
-        settles (a few rounds).  The key is the printed text, which, unlike sympy's tree
-        order (the arguments of ``Min``), does not depend on Python's hash seed.
+        Parameters are renamed ``_p0``, ``_p1`` … in the order of :func:`_structural_order`,
+        which does not depend on their names, then the renamed law is printed; as a renaming
+        can reorder sympy's sorted arguments, the printed order is then settled by renaming
+        in text order (a few rounds).  The key is the printed text, which, unlike sympy's
+        tree order (the arguments of ``Min``), does not depend on Python's hash seed.
         """
         if "canonical" not in self._cache:
-            expr, text, names = self.expr, self.text, set(self.parameters)
+            symbols = [self.symbol(n) for n in self.parameters]
+            order = _structural_order(self.expr, set(symbols))
+            expr = self.expr.xreplace({s: self.symbol(f"_p{i}") for i, s in enumerate(order)})
+            text, names = _print_text(expr), {f"_p{i}" for i in range(len(order))}
             for _ in range(_CANONICAL_ROUNDS):
-                order = _names_in_text_order(text, names)
-                renamed = expr.xreplace({self.symbol(n): self.symbol(f"_p{i}") for i, n in enumerate(order)})
-                names = {f"_p{i}" for i in range(len(order))}
+                ranked = _names_in_text_order(text, names)
+                renamed = expr.xreplace({self.symbol(n): self.symbol(f"_p{i}") for i, n in enumerate(ranked)})
                 if renamed == expr:
                     break
                 expr, text = renamed, _print_text(renamed)
@@ -541,10 +560,11 @@ class Law:
         from sympy.printing.numpy import NumPyPrinter
 
         printer = NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
-        body = printer.doprint(self.expr).replace("numpy.", "np.")
+        alias = "_np" if "np" in (*self.variables, *self.parameters) else "np"  # names never start with '_'
+        body = printer.doprint(self.expr).replace("numpy.", f"{alias}.")
         args = [*self.variables, *(f"{p}={fitted[p]!r}" if fitted else p for p in self.parameters)]
         return (
-            "import numpy as np\n\n\n"
+            f"import numpy as {alias}\n\n\n"
             f"def {function_name}({', '.join(args)}):\n"
             f'    """{self.text}"""\n'
             f"    return {body}\n"
@@ -566,6 +586,29 @@ class _TextPrinter(sympy.printing.str.StrPrinter):
 
 def _print_text(expr: sympy.Expr) -> str:
     return _TextPrinter({"order": "none"}).doprint(expr)
+
+
+def _structural_order(expr: sympy.Expr, parameters: set[sympy.Symbol]) -> list[sympy.Symbol]:
+    """The parameters in order of first visit of the expression tree, where the arguments of
+    a sum, product, min or max are visited sorted by their text with every parameter blanked
+    out: an order that does not depend on the parameters' names (only ties of identically
+    shaped arguments keep sympy's order)."""
+    blank = {p: sympy.Symbol("_p", real=True) for p in parameters}
+    order: list[sympy.Symbol] = []
+
+    def visit(node: sympy.Basic) -> None:
+        if node in parameters:
+            if node not in order:
+                order.append(node)
+            return
+        args = node.args
+        if isinstance(node, (sympy.Add, sympy.Mul, sympy.Min, sympy.Max)):
+            args = sorted(args, key=lambda a: _print_text(a.xreplace(blank)))
+        for arg in args:
+            visit(arg)
+
+    visit(expr)
+    return order
 
 
 def _names_in_text_order(text: str, names: set[str]) -> tuple[str, ...]:

@@ -49,7 +49,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from .errors import DataError, LawsearchError, TaskError
 from .fit import FitOptions
-from .formula import Law
+from .formula import Law, check_plain_name
 from .synthetic import generate
 
 __all__ = [
@@ -425,6 +425,12 @@ class Task:
             f"{len(self.train.group_names())} group(s))"
         )
 
+    def smallest_group(self) -> tuple[str, int]:
+        """The group with the fewest train rows, and their number (a law with more parameters
+        than that cannot be determined by its fit on the group)."""
+        names, counts = np.unique(self.train.groups, return_counts=True)
+        return str(names[np.argmin(counts)]), int(counts.min())
+
     def parse_law(self, text: str) -> Law:
         """Parse formula text with this task's inputs and targets."""
         return Law.parse(text, self.inputs, self.targets)
@@ -513,14 +519,27 @@ def _read_file(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: unsupported data format {suffix!r} (use {', '.join(SUFFIXES)})")
     try:
         if suffix == ".csv":
+            _check_header(path, pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist())
             return pd.read_csv(path)
         if suffix == ".parquet":
             return pd.read_parquet(path)
         return _read_jsonl(path)
+    except DataError:
+        raise
     except ImportError as exc:
         raise DataError(f"{path}: reading Parquet needs pyarrow (pip install 'lawsearch[parquet]'): {exc}") from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot read the table: {exc}") from None
+
+
+def _check_header(source: str | Path, names: list[Any]) -> None:
+    """Refuse a table with two columns of one name (pandas would rename the second ``loss.1``
+    and the task would silently read the first)."""
+    seen: set[Any] = set()
+    for number, name in enumerate(names, start=1):
+        if name in seen:
+            raise DataError(f"{source}: column {number} repeats the column name {name!r}; column names must be unique")
+        seen.add(name)
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
@@ -639,6 +658,11 @@ def _check_spec(spec: TaskSpec, source: str) -> tuple[tuple[str, ...], list[tupl
     """Check the spec on its own (names, human laws); return the scale columns and the parsed laws."""
     inputs, targets = list(spec.inputs), list(spec.target)
     for field, names in (("inputs", inputs), ("target", targets)):
+        for name in names:
+            try:
+                check_plain_name(name, "column")
+            except LawsearchError as exc:
+                raise TaskError(f"{source}: '{field}': {exc}") from None
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise TaskError(f"{source}: '{field}' lists {duplicates[0]!r} twice")
@@ -677,6 +701,7 @@ def _build(spec: TaskSpec, checked: tuple[tuple[str, ...], list[tuple[str, Law]]
     scale_columns, laws = checked
     if len(frame) == 0:
         raise DataError(f"{source}: the table has no rows")
+    _check_header(source, list(frame.columns))
     frame = frame.reset_index(drop=True)
     split = spec.split
     _require_columns(frame, spec.inputs, "inputs", source)

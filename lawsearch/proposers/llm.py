@@ -125,6 +125,8 @@ class LLMSettings:
     max_cost: float | None = None
     cache: bool = True
     cache_dir: str | None = None  # None: $XDG_CACHE_HOME/lawsearch/llm or ~/.cache/lawsearch/llm
+    cache_max_mb: float = 100.0  # the cache's size cap: the oldest answers are dropped beyond it
+    max_answer_chars: int = 100_000  # a longer answer is a failed call (and never cached)
     json_mode: str = "auto"  # auto | json_schema | json_object | none
     # where the system prompt goes: "system" (a system message), "user" (inside the user message,
     # for chat formats that drop system messages, such as Gemma's), "auto" (user for gemma models)
@@ -163,11 +165,12 @@ class LLMSettings:
             raise TaskError(f"llm.json_mode: {self.json_mode!r} is not one of {', '.join(JSON_MODES)}")
         if self.system_role not in SYSTEM_ROLES:
             raise TaskError(f"llm.system_role: {self.system_role!r} is not one of {', '.join(SYSTEM_ROLES)}")
-        positive = ("max_tokens", "proposals_per_call", "concurrent_calls", "max_consecutive_failures")
+        positive = ("max_tokens", "proposals_per_call", "concurrent_calls", "max_consecutive_failures",
+                    "max_answer_chars")
         for name in positive:
             if getattr(self, name) < 1:
                 raise TaskError(f"llm.{name}: must be at least 1, got {getattr(self, name)}")
-        for name in ("timeout",):
+        for name in ("timeout", "cache_max_mb"):
             if not getattr(self, name) > 0:
                 raise TaskError(f"llm.{name}: must be positive, got {getattr(self, name)}")
         for name in ("retries", "backoff", "backoff_max", "price_per_1k_prompt", "price_per_1k_completion",
@@ -545,6 +548,7 @@ class LLMProposer:
         else:
             self.cache_dir = None
 
+        self._cache_bytes: int | None = None  # the cache's size, counted on the first write
         self._lock = threading.RLock()
         self._deadline: float | None = None  # time.time() by which calls must end (SearchContext.deadline)
         self._executor: ThreadPoolExecutor | None = None
@@ -898,6 +902,8 @@ class LLMProposer:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("content"), (str, type(None))):
             return None
+        if len(data["content"] or "") > self.settings.max_answer_chars:
+            return None
         return data
 
     def _cache_write(self, key: str, data: dict[str, Any]) -> None:
@@ -911,6 +917,7 @@ class LLMProposer:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
                     json.dump(data, fh, indent=1, sort_keys=True)
                 os.replace(tmp, path)
+                self._cache_grew(path.stat().st_size)
             except BaseException:
                 try:
                     os.unlink(tmp)
@@ -919,6 +926,28 @@ class LLMProposer:
                 raise
         except OSError as exc:
             log.warning("cannot write the LLM cache file %s: %s", path, exc)
+
+    def _cache_grew(self, size: int) -> None:
+        """Count a new cache file; beyond ``cache_max_mb`` drop the oldest answers until the cache
+        is back under 80% of its cap."""
+        assert self.cache_dir is not None
+        cap = self.settings.cache_max_mb * 1e6
+        with self._lock:
+            if self._cache_bytes is None:
+                self._cache_bytes = sum(p.stat().st_size for p in self.cache_dir.glob("*/*.json"))
+            else:
+                self._cache_bytes += size
+            if self._cache_bytes <= cap:
+                return
+            files = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in self.cache_dir.glob("*/*.json")),
+                           key=lambda item: item[0])
+            total = sum(size for _, size, _ in files)
+            for _, size, path in files:
+                if total <= 0.8 * cap:
+                    break
+                path.unlink(missing_ok=True)
+                total -= size
+            self._cache_bytes = total
 
     def _response_format(self, mode: str, n_laws: int) -> dict[str, Any] | None:
         if mode == "json_schema":
@@ -944,7 +973,7 @@ class LLMProposer:
                 log.info("LLM server refused response_format %s (HTTP %s); trying %s", old, status,
                          self._modes[index + 1])
                 self._event_unlocked({"event": "llm_json_fallback", "from": old, "to": self._modes[index + 1],
-                                      "status": status, "message": message[:200]})
+                                      "http_status": str(status), "message": message[:200]})
             return True
 
     def _call(self, job: _Job) -> _CallResult:
@@ -1013,10 +1042,14 @@ class LLMProposer:
             if not self._mode_confirmed and self._modes[self._mode_index] == mode:
                 self._mode_confirmed = True
         content, usage = response
-        result.content = content
         result.json_mode = mode
         result.attempts = attempt + 1
         result.latency_s = t_total
+        if len(content or "") > s.max_answer_chars:
+            result.error = (f"an answer of {len(content or '')} characters, more than llm.max_answer_chars "
+                            f"({s.max_answer_chars})")
+            return result
+        result.content = content
         prompt_tokens, completion_tokens, estimated = usage
         result.tokens_prompt = prompt_tokens
         result.tokens_completion = completion_tokens

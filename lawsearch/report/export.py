@@ -22,13 +22,23 @@ def load_law_json(source: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise LawsearchError(f"{path}: no law.json here (give a run directory or a law.json file)")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise LawsearchError(f"{path}: not a law.json (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:
         raise LawsearchError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     record = data.get("law", data) if isinstance(data, dict) else None
     if not isinstance(record, dict) or "formula" not in record or "inputs" not in record:
         raise LawsearchError(f"{path}: no law object with 'formula' and 'inputs'")
-    return data if "law" in data else {"task": path.parent.name, "law": record, "human_laws": []}
+    if not isinstance(record["formula"], str):
+        raise LawsearchError(f"{path}: the law's 'formula' must be text, got {record['formula']!r}"[:300])
+    if not isinstance(record["inputs"], list) or not all(isinstance(n, str) for n in record["inputs"]):
+        raise LawsearchError(f"{path}: the law's 'inputs' must be a list of names, got {record['inputs']!r}"[:300])
+    if "law" not in data:
+        return {"task": path.parent.name, "law": record, "human_laws": []}
+    if not isinstance(data.get("task"), str):
+        raise LawsearchError(f"{path}: no 'task' naming the law's task")
+    return data
 
 
 def load_law_record(source: str | Path) -> dict[str, Any]:

@@ -397,7 +397,15 @@ def _html_table(table: Table) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _md_text(text: str) -> str:
+    """Plain text for markdown, where raw HTML would be rendered: names and descriptions come
+    from the user's task and data, so their ``<``, ``>`` and ``&`` are escaped (as in the HTML report)."""
+    return html.escape(text, quote=False)
+
+
 def _md_cell(text: str) -> str:
+    if not (len(text) > 1 and text.startswith("`") and text.endswith("`")):  # a code span shows text as is
+        text = _md_text(text)
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -476,13 +484,13 @@ def render_markdown(report: Report) -> str:
     law = report.law_json["law"]
     lines = [f"# lawsearch report — {report.task.name}", ""]
     if report.task.description:
-        lines += [report.task.description, ""]
+        lines += [_md_text(report.task.description), ""]
     lines += ["## Discovered law", ""]
     if report.latex_png is not None:
         lines += [f"![the discovered law]({PLOTS_DIR}/law.png)", ""]
     lines += ["$$", report.latex, "$$", "", f"As text: `{law['formula']}`", ""]
-    lines += [f"- **{k}**: {v}" for k, v in _summary(report)] + [""]
-    lines += [f"> Note: {note}" for note in report.notes] + ([""] if report.notes else [])
+    lines += [f"- **{_md_text(k)}**: {_md_text(v)}" for k, v in _summary(report)] + [""]
+    lines += [f"> Note: {_md_text(note)}" for note in report.notes] + ([""] if report.notes else [])
     for heading, paragraph, table in _sections(report):
         lines += [f"## {heading}", ""]
         if paragraph:
@@ -491,7 +499,8 @@ def render_markdown(report: Report) -> str:
             lines += [_md_table(table), ""]
     lines += ["## Figures", ""]
     for fig in report.figures:
-        lines += [f"### {fig.title}", "", f"![{fig.title}]({PLOTS_DIR}/{fig.name}.png)", "", fig.caption, ""]
+        title = _md_text(fig.title)
+        lines += [f"### {title}", "", f"![{title}]({PLOTS_DIR}/{fig.name}.png)", "", _md_text(fig.caption), ""]
     return "\n".join(lines)
 
 

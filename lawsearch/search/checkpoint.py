@@ -107,9 +107,14 @@ def load_checkpoint(run_dir: Path) -> RunState:
     if not path.exists():
         raise CheckpointError(f"{run_dir}: no {CHECKPOINT} to resume from")
     try:
-        state = RunState.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: unreadable checkpoint ({exc})") from None
+    _check_fields(path, data)
+    try:
+        state = RunState.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
     check_history(run_dir, state)
     history = run_dir / HISTORY
     if history.stat().st_size > state.history_bytes:
@@ -144,3 +149,34 @@ def check_history(run_dir: Path, state: RunState) -> None:
     if digest.hexdigest() != state.history_sha256:
         raise CheckpointError(f"{history}: its first {state.history_bytes} bytes differ from the checkpointed "
                               f"history (SHA-256 mismatch): it was edited; {recover}")
+_COUNTS = ("generation", "evaluations", "proposals", "history_bytes")
+_TYPES: dict[str, tuple[type, ...]] = {"task": (str,), "settings": (dict,), "archive": (list,), "islands": (list,),
+                                       "proposer_stats": (dict,), "best_trace": (list,), "finished": (bool,)}
+
+
+def _check_fields(path: Path, data: Any) -> None:
+    """Refuse (:class:`CheckpointError`, naming the field) a checkpoint whose fields have the wrong
+    type or range, or whose islands name laws that are not in its archive."""
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: a checkpoint is a JSON object, this is a JSON {type(data).__name__}")
+    problem = None
+    for name in _COUNTS:
+        value = data.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problem = f"'{name}' must be a whole number >= 0, got {value!r}"
+            break
+    elapsed = data.get("elapsed")
+    if problem is None and (isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not elapsed >= 0):
+        problem = f"'elapsed' must be a number of seconds >= 0, got {elapsed!r}"
+    for name, types in _TYPES.items():
+        if problem is None and not isinstance(data.get(name), types):
+            problem = f"'{name}' must be a {types[0].__name__}, got {data.get(name)!r}"[:200]
+    if problem is None:
+        keys = {c.get("key") for c in data["archive"] if isinstance(c, dict)}
+        for i, island in enumerate(data["islands"]):
+            unknown = [k for k in island if k not in keys] if isinstance(island, list) else [island]
+            if unknown:
+                problem = f"island {i} names {unknown[0]!r}, which is not a law of its archive"
+                break
+    if problem is not None:
+        raise CheckpointError(f"{path}: corrupt checkpoint: {problem}; start a new run with another --out")

@@ -30,7 +30,7 @@ from ..errors import CheckpointError, EngineUnavailable, LawsearchError
 from ..evaluate import jsonable
 from ..fit import FitOptions
 from ..formula import Law
-from ..io import append_jsonl
+from ..io import append_jsonl, writing
 from ..proposers.base import Proposal, Proposer, ScoredLaw, SearchContext
 from ..proposers.registry import build_proposers
 from ..task import Task
@@ -39,6 +39,7 @@ from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadl
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
 from .evaluation import EvalPayload, evaluate_batch
 from .executors import WorkerCrash, make_executor
+from .rundir import claim_run_dir
 from .settings import SearchSettings
 
 __all__ = ["discover", "DiscoveryResult", "Discovery", "default_run_dir"]
@@ -103,7 +104,8 @@ class Discovery:
                                                      "llm": {**settings.llm, "cli": settings.llm_cli}})
         self.proposers: list[Proposer] = built.proposers
         self.notes = built.notes
-        for proposer in self.proposers:
+        for proposer in self.proposers:  # in law.json even when none of its calls succeeded
+            self.state.proposer_stats.setdefault(proposer.name, _new_stats())
             if proposer.name in self.state.proposer_state and hasattr(proposer, "load_state"):
                 proposer.load_state(self.state.proposer_state[proposer.name])
         for note in self.notes:
@@ -130,31 +132,35 @@ class Discovery:
             fit_options=FitOptions(n_starts=self.settings.search_starts, n_local=self.settings.search_local,
                                    max_nfev=self.settings.search_max_nfev, tol=_SEARCH_TOL),
             seed=self.settings.seed, positive_inputs=positive, monotone=tuple(self.task.monotone.items()),
+            smallest_group=self.task.smallest_group(),
         )
 
     def _initial_state(self, resume: bool) -> RunState:
         settings = self.settings.model_dump(mode="json")
+        self._lock = claim_run_dir(self.run_dir, resume)
         if resume:
-            state = load_checkpoint(self.run_dir)
-            if state.task != self.task.name:
-                raise CheckpointError(f"{self.run_dir} is a run of task {state.task!r}, not {self.task.name!r}")
-            if state.settings.get("seed") != self.settings.seed:
-                raise CheckpointError(
-                    f"{self.run_dir} was run with seed {state.settings.get('seed')}, not {self.settings.seed}")
+            try:
+                state = load_checkpoint(self.run_dir)
+                if state.task != self.task.name:
+                    raise CheckpointError(f"{self.run_dir} is a run of task {state.task!r}, not {self.task.name!r}")
+                if state.settings.get("seed") != self.settings.seed:
+                    raise CheckpointError(
+                        f"{self.run_dir} was run with seed {state.settings.get('seed')}, not {self.settings.seed}")
+            except CheckpointError:
+                self._lock.release()  # the folder is not this run's to continue
+                raise
             state.settings = settings  # budgets may be extended on resume
             self.log(f"resuming {self.run_dir} after generation {state.generation}")
             return state
-        if (self.run_dir / HISTORY).exists():
-            raise CheckpointError(f"{self.run_dir} already holds a run: use --resume, or another --out")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / HISTORY).touch()
+        with writing(self.run_dir / HISTORY):
+            (self.run_dir / HISTORY).touch()
         return RunState(task=self.task.name, settings=settings,
                         islands=[[] for _ in range(self.settings.islands)])
 
     def log(self, message: str) -> None:
         """Append a line to run.log (and pass it to the caller's sink)."""
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%H:%M:%S")
-        with open(self.run_dir / "run.log", "a", encoding="utf-8") as handle:
+        with writing(self.run_dir / "run.log"), open(self.run_dir / "run.log", "a", encoding="utf-8") as handle:
             handle.write(f"{stamp} {message}\n")
         if self._log_sink is not None:
             self._log_sink(message)
@@ -462,11 +468,11 @@ class Discovery:
                 raise LawsearchError("the search found no law that could be fitted; see history.jsonl for the reasons")
             self.refine_finalists()
             law_json = write_outputs(self)
+            self.state.finished = not interrupted
+            self.state.elapsed = self.elapsed
+            save_checkpoint(self.run_dir, self.state)
         finally:
             self.close()
-        self.state.finished = not interrupted
-        self.state.elapsed = self.elapsed
-        save_checkpoint(self.run_dir, self.state)
         return DiscoveryResult(self.run_dir, law_json, self.state, interrupted, self.notes)
 
     def refine_finalists(self) -> None:
@@ -546,7 +552,7 @@ class Discovery:
         return self.executor
 
     def close(self) -> None:
-        """Shut down the executor (if this run made it) and every proposer."""
+        """Shut down the executor (if this run made it) and every proposer; unlock the run folder."""
         if self.executor is not None and self._own_executor:
             self.executor.shutdown(wait=True, cancel_futures=True)
             self.executor = None
@@ -555,6 +561,7 @@ class Discovery:
                 proposer.close()
             except Exception as exc:  # closing must not hide the run's result
                 self.log(f"{proposer.name}: close failed: {exc}")
+        self._lock.release()
 
     def winner(self) -> Candidate:
         """The Pareto-front law chosen by :func:`select_winner`."""
@@ -576,8 +583,8 @@ def _event_records(proposer: Proposer, generation: int) -> list[dict[str, Any]]:
                             "parents": [], "note": "rejected by the proposer", "status": "rejected",
                             "reason": event.pop("reason", ""), "by_proposer": True, "meta": event})
         else:
-            records.append({"generation": generation, "source": proposer.name, "status": "event", "event": kind,
-                            **event})
+            records.append({"generation": generation, "source": proposer.name, **event, "status": "event",
+                            "event": kind})
     return records
 
 

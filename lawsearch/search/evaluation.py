@@ -38,6 +38,7 @@ class EvalPayload:
     seed: int
     positive_inputs: tuple[str, ...]  # inputs whose values are all > 0 (log/fractional powers allowed)
     monotone: tuple[tuple[str, str], ...] = ()  # (input, 'increasing' | 'decreasing') the task declares
+    smallest_group: tuple[str, int] | None = None  # (group, its train rows): no law may have more parameters
 
 
 #: How far beyond the validation rows a declared trend is checked: each monotone input
@@ -116,6 +117,10 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     if payload.max_parameters is not None and law.n_parameters > payload.max_parameters:
         return {**info, "status": "rejected",
                 "reason": f"{law.n_parameters} parameters > limit {payload.max_parameters}"}
+    if payload.smallest_group is not None and law.n_parameters > payload.smallest_group[1]:
+        group, rows = payload.smallest_group
+        return {**info, "status": "rejected",
+                "reason": f"{law.n_parameters} parameters > the {rows} train rows of group {group!r}"}
     if law.complexity > payload.max_complexity:
         return {**info, "status": "rejected", "reason": f"complexity {law.complexity} > {payload.max_complexity}"}
     bad_domain = [v for v in law.log_domain_variables() if v not in payload.positive_inputs]

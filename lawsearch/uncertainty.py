@@ -64,6 +64,7 @@ class BootstrapJob:
     seed: int
     start: dict[tuple[str, str], np.ndarray]  # the point estimate: each replicate's fit starts there too
     deadline: float | None = None  # time.time() after which a chunk starts no further replicate
+    pairs: tuple[tuple[str, str], ...] = ()  # (target, input): what the law's 'self' names
 
 
 def _draw(groups: np.ndarray, names: Sequence[str], seed: int, b: int) -> tuple[np.ndarray, int]:
@@ -82,7 +83,7 @@ def bootstrap_chunk(job: BootstrapJob, replicates: Sequence[int]) -> list[dict[s
     Returns one record per replicate: ``{"b", "theta": {(group, target): array | None},
     "pred": {(group, target): float | None}}``; None marks a failed fit.
     """
-    law = Law.parse(job.formula, job.inputs, job.targets)
+    law = Law.parse(job.formula, job.inputs, job.targets, pairs=job.pairs)
     names = list(dict.fromkeys(job.groups.tolist()))
     out: list[dict[str, Any]] = []
     for b in replicates:
@@ -196,7 +197,7 @@ def bootstrap_intervals(
     groups = train.group_names()
     eval_groups = [g for g in groups if g in rows]
     job = BootstrapJob(
-        formula=law.text, inputs=tuple(law.inputs), targets=tuple(task.targets),
+        formula=law.text, inputs=tuple(law.inputs), targets=tuple(task.targets), pairs=law.pairs,
         X=train.X, Y=train.Y, groups=train.groups,
         X_eval=test.X[[rows[g] for g in eval_groups]].reshape(len(eval_groups), -1),
         groups_eval=np.array(eval_groups, dtype=str),

@@ -122,6 +122,7 @@ class Discovery:
             fit_options=FitOptions(n_starts=self.settings.search_starts, n_local=self.settings.search_local,
                                    max_nfev=self.settings.search_max_nfev, tol=_SEARCH_TOL),
             seed=self.settings.seed, positive_inputs=positive, monotone=tuple(self.task.monotone.items()),
+            pairs=self.task.pairs,
         )
 
     def _initial_state(self, resume: bool) -> RunState:
@@ -259,7 +260,7 @@ class Discovery:
                 record["meta"] = proposal.meta
             records.append(record)
             try:
-                law = Law.parse(proposal.formula, self.task.inputs, self.task.targets)
+                law = self.task.parse_law(proposal.formula)
             except LawsearchError as exc:
                 record.update(status="parse_error", reason=str(exc))
                 continue

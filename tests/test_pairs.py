@@ -126,3 +126,15 @@ def test_a_self_law_record_reads_back_with_its_pairs():
     record = evaluation.record()
     assert record["pairs"] == [["y_1", "p_1"], ["y_2", "p_2"], ["y_3", "p_3"]]
     assert law_from_record(record) == evaluation.law
+
+
+def test_mutations_apply_to_a_self_law():
+    from lawsearch.proposers.base import ScoredLaw, SearchContext
+    from lawsearch.proposers.mutate import MutationProposer
+
+    task = mixture_task()
+    context = SearchContext(inputs=task.inputs, targets=task.targets, X=task.train.X, Y=task.train.Y,
+                            groups=task.train.groups, rng=np.random.default_rng(0), max_parameters=5,
+                            best=[ScoredLaw("c + k*exp(t*self)", 9, 3, 0.01, "library")], pairs=task.pairs)
+    children = [task.parse_law(p.formula) for p in MutationProposer().propose(context, 12)]
+    assert children and all(child.uses_self for child in children)

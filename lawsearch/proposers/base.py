@@ -92,6 +92,7 @@ class SearchContext:
     task_name: str = ""
     task_description: str = ""
     seen: set[str] = field(default_factory=set)  # canonical keys of every law already scored
+    pairs: tuple[tuple[str, str], ...] = ()  # (target, input) the task pairs: what 'self' in a law names
 
 
 @runtime_checkable

@@ -173,7 +173,7 @@ class Discovery:
             rng=rng, max_parameters=self.max_parameters, generation=self.state.generation,
             best=[ScoredLaw(c.formula, c.complexity, c.n_parameters, c.val_error, c.source) for c in best],
             failures=self._recent_failures(), task_name=self.task.name, task_description=self.task.description,
-            seen=set(self.state.archive.candidates),
+            seen=set(self.state.archive.candidates), pairs=self.task.pairs,
         )
 
     def _recent_failures(self, k: int = 8) -> list[tuple[str, str]]:

@@ -124,7 +124,7 @@ def test_yaml_must_be_a_mapping(tmp_path, text):
 
 def test_unknown_field_names_field_and_file(tmp_path):
     path = write(tmp_path, "t.yaml", spec_yaml(extra="colour: red\n"))
-    message = f"{path}: unknown field 'colour' (allowed: name, description, data, inputs, target, group, split, limits, monotone, human_laws)"
+    message = f"{path}: unknown field 'colour' (allowed: name, description, data, inputs, target, group, split, limits, monotone, pairs, human_laws)"
     with pytest.raises(TaskError, match=re.escape(message)):
         load_task(path)
 

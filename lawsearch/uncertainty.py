@@ -105,7 +105,7 @@ def bootstrap_chunk(job: BootstrapJob, replicates: Sequence[int]) -> list[dict[s
                 if gf is None or not gf.success or not np.all(np.isfinite(gf.theta)):
                     theta[key], pred[key] = None, None
                     continue
-                value = float(law.evaluate(job.X_eval[at], gf.theta)[0]) if at.any() else math.nan
+                value = float(law.bound(target).evaluate(job.X_eval[at], gf.theta)[0]) if at.any() else math.nan
                 if at.any() and not math.isfinite(value):
                     theta[key], pred[key] = None, None
                     continue
@@ -230,7 +230,7 @@ def bootstrap_intervals(
                 continue
             i = rows[group]
             point = estimate.get((group, target))
-            value = float(law.evaluate(test.X[i:i + 1], point)[0]) if point is not None else None
+            value = float(law.bound(target).evaluate(test.X[i:i + 1], point)[0]) if point is not None else None
             preds = [r["pred"][(group, target)] for r in records if r["pred"][(group, target)] is not None]
             entry = {
                 "row": int(test.rows[i]),

@@ -138,3 +138,22 @@ def test_mutations_apply_to_a_self_law():
                             best=[ScoredLaw("c + k*exp(t*self)", 9, 3, 0.01, "library")], pairs=task.pairs)
     children = [task.parse_law(p.formula) for p in MutationProposer().propose(context, 12)]
     assert children and all(child.uses_self for child in children)
+
+
+@pytest.mark.slow  # minutes on 2 shared cores
+def test_discover_and_report_with_a_self_law(tmp_path):
+    """A paired task runs end to end: the human law naming 'self' is seeded, scored, mutated and
+    reported (law.json, its bootstrap intervals, the report's figures)."""
+    from lawsearch.report.html import write_report
+    from lawsearch.search.engine import discover
+    from lawsearch.search.settings import SearchSettings
+
+    task = mixture_task(human_laws=[{"name": "own share", "formula": "c + k*exp(t*self)"}], max_parameters=4)
+    settings = SearchSettings(proposers=("library", "mutate"), seed=0, generations=2, proposals_per_generation=8,
+                              initial_library=10, islands=1, population_size=8, search_starts=8, search_local=2,
+                              time_limit=120, bootstrap=4, workers=1, refine_top=2)
+    result = discover(task, settings, out=tmp_path / "run")
+    assert result.law_json["law"]["metrics"]["test"]["r2"] > 0.99 and "self" in result.law_json["law"]["formula"]
+    assert result.law_json["human_laws"][0]["metrics"]["test"]["r2"] > 0.99
+    html, _ = write_report(result.run_dir, task)
+    assert "data:image/png;base64," in html.read_text()

@@ -294,9 +294,9 @@ def bench(
     seeds: Annotated[int, typer.Option(help="Seeds per task (mean ± spread reported).")] = 1,
     workers: Annotated[Optional[int], typer.Option(help="Local worker processes (default: one per core, at most 4).")] = None,
     proposers: Annotated[Optional[str], typer.Option(help="Comma list of proposers (default: all available).")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder for bench.md, bench.csv and the runs.")] = Path("results/bench"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for bench.md, bench.csv, bench.json, bench.png and the runs.")] = Path("results/bench"),
 ) -> None:
-    """Run discover on every curated task with data; write bench.md and bench.csv."""
+    """Run discover on every curated task with data; write bench.md, bench.csv, bench.json and bench.png."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .bench import run_bench
@@ -320,13 +320,15 @@ def bench(
 
 @app.command()
 def report(
-    run: Annotated[Path, typer.Argument(help="Run directory (with law.json).")],
+    run: Annotated[Path, typer.Argument(help="Run directory (with law.json), or a bench folder (with bench.json).")],
     task: Annotated[Optional[Path], typer.Option("--task", help="Task YAML, if law.json's task_path moved.")] = None,
 ) -> None:
-    """Write RUN/report.html (self-contained) and RUN/report.md with figures, tables and intervals."""
+    """Write RUN/report.html (self-contained) and RUN/report.md with figures, tables and intervals
+    (for a bench folder: its table, SLDBench means and bar chart)."""
+    from .report.bench import is_bench_folder, write_bench_report
     from .report.html import write_report
 
-    html, md = write_report(run, task)
+    html, md = write_bench_report(run) if is_bench_folder(run) else write_report(run, task)
     console.print(f"wrote {html} and {md}")
 
 

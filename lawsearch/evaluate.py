@@ -59,7 +59,7 @@ def evaluate_law(
     fractional power) of an input that is not positive in the data.
     """
     if isinstance(law, str):
-        law = Law.parse(law, task.inputs, task.targets)
+        law = task.parse_law(law)
     task.check_law_domain(law)
     group, rows = task.smallest_group()
     if law.n_parameters > rows:
@@ -96,8 +96,9 @@ def human_law_records(task: Task, *, seed: int = 0, options: FitOptions | None =
 
 
 def law_record(law: Law, fit: LawFit, metrics: dict[str, Metrics]) -> dict[str, Any]:
-    """The law object shared by ``evaluate --json`` and ``discover``'s law.json."""
-    return {
+    """The law object shared by ``evaluate --json`` and ``discover``'s law.json (with ``pairs``, the
+    (target, input) pairs, when the law names ``self``)."""
+    record = {
         "formula": law.text,
         "latex": law.to_latex(),
         "parameters": list(law.parameters),
@@ -106,6 +107,9 @@ def law_record(law: Law, fit: LawFit, metrics: dict[str, Metrics]) -> dict[str, 
         "fitted": fit.parameters(),
         "metrics": {split: m.as_dict() for split, m in metrics.items()},
     }
+    if law.uses_self:
+        record["pairs"] = [list(pair) for pair in law.pairs]
+    return record
 
 
 def jsonable(value: Any) -> Any:

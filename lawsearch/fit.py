@@ -210,7 +210,7 @@ class LawFit:
         for group in dict.fromkeys(labels.tolist()):
             rows = labels == group
             for j, target in enumerate(targets):
-                out[rows, j] = self.law.evaluate(X[rows], self.get(group, target).theta)
+                out[rows, j] = self.law.bound(target).evaluate(X[rows], self.get(group, target).theta)
         return out
 
     def parameters(self) -> dict:
@@ -750,7 +750,8 @@ def fit_law(
     seed: int = 0,
     start: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> LawFit:
-    """Fit ``law`` independently per group and per target column of ``Y`` (n, len(targets)).
+    """Fit ``law`` independently per group and per target column of ``Y`` (n, len(targets)); a law
+    that names ``self`` is fitted for each target with its paired input (:meth:`Law.bound`).
 
     ``groups`` holds one label per row (compared as text); fits keep the groups' order of
     first appearance.  Each (group, target) is seeded from ``seed`` and the two names, so
@@ -770,7 +771,8 @@ def fit_law(
     for group in dict.fromkeys(labels.tolist()):
         rows = labels == group
         for j, target in enumerate(targets):
-            fits.append(fit_group(law, X[rows], Y[rows, j], options, seed=seed, group=group, target=str(target),
+            fits.append(fit_group(law.bound(str(target)), X[rows], Y[rows, j], options, seed=seed, group=group,
+                                  target=str(target),
                                   start=(start or {}).get((group, str(target)))))
     return LawFit(law, tuple(fits))
 

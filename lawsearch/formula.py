@@ -7,7 +7,9 @@ checked tree, name by name, as explicit :class:`sympy.Symbol` objects.  Nothing
 here ever calls ``eval``, ``exec``, ``sympify`` or ``parse_expr`` on text.
 
 Names that are task inputs are variables; every other name is a parameter,
-fitted per group.  Numbers stay numbers.
+fitted per group.  Numbers stay numbers.  On a task that pairs each target with
+an input (``pairs``), the name ``self`` is the input paired with the target being
+fitted (:meth:`Law.bound`).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import sympy.printing.str
 
 from .errors import FormulaError
 
-__all__ = ["Law", "FUNCTIONS", "CONSTANTS", "MAX_NODES"]
+__all__ = ["Law", "FUNCTIONS", "CONSTANTS", "MAX_NODES", "SELF"]
 
 MAX_NODES = 400  # syntax-tree nodes allowed in one formula text
 MAX_TEXT = 4000  # characters allowed in one formula text
 MAX_DEPTH = 40
 _MAX_DECADES = 308  # a constant power beyond 10**±308 is outside float range
 _CANONICAL_ROUNDS = 4  # renaming rounds of Law.canonical
+SELF = "self"  # in a law of a task with pairs: the input paired with the target being fitted
 
 NumpyFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -289,6 +292,7 @@ class Law:
     expr: sympy.Expr
     inputs: tuple[str, ...]
     parameters: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...] = ()  # (target, input): what ``self`` stands for, per target
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ building
@@ -298,10 +302,12 @@ class Law:
         text: str,
         inputs: Sequence[str],
         target: str | Sequence[str] | None = None,
+        pairs: Sequence[tuple[str, str]] = (),
     ) -> Law:
         """Parse formula text safely; names in ``inputs`` are variables, all others parameters.
 
         A leading ``<target> =`` is accepted (also ``y =``/``L =`` unless those are inputs).
+        With ``pairs`` ((target, input) each), ``self`` is a variable: the paired input.
         Raises :class:`FormulaError` naming the rejected token.
         """
         if not isinstance(text, str):
@@ -326,11 +332,13 @@ class Law:
             raise FormulaError(f"formula has {n_nodes} syntax nodes, more than the {MAX_NODES} allowed")
         builder = _Builder(inputs)
         expr = builder.build(tree.body)
-        return cls.from_sympy(expr, inputs, order=builder.order)
+        return cls.from_sympy(expr, inputs, order=builder.order, pairs=pairs)
 
     @classmethod
-    def from_sympy(cls, expr: sympy.Expr, inputs: Sequence[str], order: Sequence[str] = ()) -> Law:
-        """Wrap a sympy expression; every free symbol not in ``inputs`` becomes a parameter.
+    def from_sympy(cls, expr: sympy.Expr, inputs: Sequence[str], order: Sequence[str] = (),
+                   pairs: Sequence[tuple[str, str]] = ()) -> Law:
+        """Wrap a sympy expression; every free symbol not in ``inputs`` (nor ``self``, given
+        ``pairs``) becomes a parameter.
 
         Parameters are ordered as in ``order`` (e.g. first appearance in the text), then
         in the order of the printed text.
@@ -345,11 +353,16 @@ class Law:
         bad = sorted(s.name for s in expr.free_symbols if s.name.startswith("_") or not _NAME.match(s.name))
         if bad:
             raise FormulaError(f"name {bad[0]!r} is not allowed")
+        pairs = tuple((str(t), str(x)) for t, x in pairs)
+        if any(s.name == SELF for s in expr.free_symbols) and SELF not in inputs and not pairs:
+            raise FormulaError(f"{SELF!r} names the input paired with each target, but this task pairs none "
+                               "(give the task 'pairs')")
         text = _print_text(expr)
         names = _names_in_text_order(text, {s.name for s in expr.free_symbols})
         ranked = [n for n in order if n in names] + [n for n in names if n not in order]
-        parameters = tuple(n for n in ranked if n not in inputs)
-        law = cls(expr=expr, inputs=tuple(inputs), parameters=parameters)
+        variables = set(inputs) | ({SELF} if pairs else set())
+        parameters = tuple(n for n in ranked if n not in variables)
+        law = cls(expr=expr, inputs=tuple(inputs), parameters=parameters, pairs=pairs)
         law._cache["text"] = text
         law.function  # compile now so unsupported functions fail at parse time
         return law
@@ -357,9 +370,32 @@ class Law:
     # ------------------------------------------------------------------ properties
     @property
     def variables(self) -> tuple[str, ...]:
-        """The task inputs this law uses, in input order."""
+        """The task inputs this law uses, in input order (then ``self``, if it uses the paired input)."""
         used = {s.name for s in self.expr.free_symbols}
-        return tuple(n for n in self.inputs if n in used)
+        return tuple(n for n in self.inputs if n in used) + ((SELF,) if self.uses_self else ())
+
+    @property
+    def uses_self(self) -> bool:
+        """Whether the law names ``self``, the input paired with each target."""
+        return bool(self.pairs) and self.symbol(SELF) in self.expr.free_symbols
+
+    def bound(self, target: str) -> Law:
+        """The law for one target: ``self`` replaced by the input paired with ``target``.
+
+        The parameters keep their order, so fitted vectors of the two laws are the same.
+        A law without ``self`` is returned as it is.
+        """
+        if not self.uses_self:
+            return self
+        key = ("bound", str(target))
+        if key not in self._cache:
+            paired = dict(self.pairs).get(str(target))
+            if paired is None:
+                raise FormulaError(f"target {target!r} has no paired input (pairs: "
+                                   f"{', '.join(f'{t}: {x}' for t, x in self.pairs)})")
+            expr = self.expr.xreplace({self.symbol(SELF): self.symbol(paired)})
+            self._cache[key] = Law(expr, self.inputs, self.parameters)
+        return self._cache[key]
 
     @property
     def n_parameters(self) -> int:
@@ -417,15 +453,17 @@ class Law:
         """
         if "text_order" not in self._cache:
             order = _names_in_text_order(self.text, set(self.parameters))
-            self._cache["text_order"] = self if order == self.parameters else Law(self.expr, self.inputs, order)
+            self._cache["text_order"] = self if order == self.parameters else \
+                Law(self.expr, self.inputs, order, self.pairs)
         return self._cache["text_order"]
 
     def __reduce__(self) -> tuple:
         """Pickle the expression only (compiled numpy functions are rebuilt on demand)."""
-        return (Law, (self.expr, self.inputs, self.parameters))
+        return (Law, (self.expr, self.inputs, self.parameters, self.pairs))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Law) and self.inputs == other.inputs and self.expr == other.expr
+        return (isinstance(other, Law) and self.inputs == other.inputs and self.expr == other.expr
+                and self.pairs == other.pairs)
 
     def __hash__(self) -> int:
         return hash((self.inputs, self.expr))
@@ -437,6 +475,8 @@ class Law:
     # ------------------------------------------------------------------ numerics
     def _index(self) -> dict[sympy.Symbol, tuple[str, int]]:
         index = {self.symbol(n): ("x", i) for i, n in enumerate(self.inputs)}
+        if self.pairs:  # compiled, but only the bound laws (Law.bound) are evaluated
+            index[self.symbol(SELF)] = ("x", len(self.inputs))
         index.update({self.symbol(p): ("p", j) for j, p in enumerate(self.parameters)})
         return index
 
@@ -448,7 +488,12 @@ class Law:
         return self._cache["function"]
 
     def evaluate(self, X: np.ndarray, theta: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Predictions for rows ``X`` (n, len(inputs)); non-finite values are possible, never raised."""
+        """Predictions for rows ``X`` (n, len(inputs)); non-finite values are possible, never raised.
+
+        A law that names ``self`` is evaluated per target: ``law.bound(target).evaluate(...)``.
+        """
+        if self.uses_self:
+            raise FormulaError(f"{self.text!r} names {SELF!r}: evaluate it for one target, law.bound(target)")
         X = np.asarray(X, dtype=float)
         theta = np.asarray(theta, dtype=float)
         with np.errstate(all="ignore"):
@@ -533,7 +578,13 @@ class Law:
         return roles
 
     def log_domain_variables(self) -> tuple[str, ...]:
-        """Inputs that appear inside a log or under a non-integer power (must be positive)."""
+        """Inputs that appear inside a log or under a non-integer power (must be positive).
+
+        An argument shifted by a fitted parameter or a positive number (``log(p + eps)``,
+        ``(x + 1)**0.5``) does not count: the shift can keep it positive where the input is 0.
+        ``self`` stands for every paired input.
+        """
+        variables = {self.symbol(n) for n in (*self.inputs, SELF)}
         found: set[str] = set()
         for node in sympy.preorder_traversal(self.expr):
             if isinstance(node, sympy.log):
@@ -542,7 +593,11 @@ class Law:
                 arg = node.base
             else:
                 continue
-            found |= {s.name for s in arg.free_symbols if s.name in self.inputs}
+            if _shifted(arg, variables):
+                continue
+            found |= {s.name for s in arg.free_symbols if s in variables}
+        if SELF in found:
+            found |= {x for _, x in self.pairs}
         return tuple(n for n in self.inputs if n in found)
 
     # ------------------------------------------------------------------ printers
@@ -569,6 +624,15 @@ class Law:
             f'    """{self.text}"""\n'
             f"    return {body}\n"
         )
+
+
+def _shifted(arg: sympy.Expr, variables: set[sympy.Symbol]) -> bool:
+    """Whether a sum has a term free of variables that can keep it positive: a parameter or a
+    positive number (``p + eps``, ``x + 1``), not a negative number (``x - 1``)."""
+    if not isinstance(arg, sympy.Add):
+        return False
+    return any(not (term.free_symbols & variables) and (bool(term.free_symbols) or term.is_positive)
+               for term in arg.args)
 
 
 class _TextPrinter(sympy.printing.str.StrPrinter):

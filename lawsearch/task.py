@@ -27,6 +27,11 @@ no scale axis, and those holdouts are then seeded random draws per group.  How
 many train rows the search validates on follows the test split by default
 (:meth:`Task.validation_fraction`).
 
+Pairs.  A multi-output task may pair each target with an input, explicitly
+(``pairs: {loss_a: share_a, loss_b: share_b}``) or by a template with ``{i}``
+(``pairs: {"loss_domain_{i}": "proportion_domain_{i}"}``); a law then names the
+paired input ``self`` (``c + k*exp(t*self)``), fitted per target like any other law.
+
 Every problem is a :class:`TaskError` (the spec) or a :class:`DataError` (the
 table) whose message names the file, field, column and 1-based data row.
 """
@@ -66,6 +71,7 @@ __all__ = [
     "holdout_largest",
     "scale_score",
     "curated_tasks",
+    "expand_pairs",
 ]
 
 #: Curated task YAMLs: the repository's ``tasks/`` folder (present in a source
@@ -191,6 +197,7 @@ class TaskSpec(_Spec):
     split: SplitSpec = Field(default_factory=lambda: SplitSpec(extrapolate=ExtrapolateSpec()))
     limits: LimitsSpec = LimitsSpec()
     monotone: dict[str, Trend] = {}
+    pairs: dict[str, str] = {}  # target (or template with {i}) -> its paired input, named 'self' in laws
     human_laws: list[HumanLaw] = []
 
 
@@ -417,6 +424,7 @@ class Task:
         self.scale_columns = scale_columns
         self.scale_rule = spec.split.rule[1]
         self.monotone = dict(spec.monotone)
+        self.pairs = expand_pairs(spec.pairs, self.targets, self.inputs, spec.name)
         self._log_scale = log_scale
 
     def __repr__(self) -> str:
@@ -433,7 +441,7 @@ class Task:
 
     def parse_law(self, text: str) -> Law:
         """Parse formula text with this task's inputs and targets."""
-        return Law.parse(text, self.inputs, self.targets)
+        return Law.parse(text, self.inputs, self.targets, pairs=self.pairs)
 
     def scale_score(self, data: TaskData | np.ndarray) -> np.ndarray | None:
         """Scale score of each row of ``data`` (rows, or an input matrix in the order of
@@ -654,6 +662,34 @@ def _labels(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
     return raw.astype(str).to_numpy(dtype=str)
 
 
+def expand_pairs(pairs: Mapping[str, str], targets: Sequence[str], inputs: Sequence[str],
+                 source: str) -> tuple[tuple[str, str], ...]:
+    """(target, input) for every target, from a task's ``pairs`` (names, or templates with ``{i}``)."""
+    if not pairs:
+        return ()
+    found: dict[str, str] = {}
+    for key, value in pairs.items():
+        if "{i}" in key:
+            head, _, tail = key.partition("{i}")
+            matched = {t: value.replace("{i}", t[len(head):len(t) - len(tail)]) for t in targets
+                       if len(t) > len(head) + len(tail) and t.startswith(head) and t.endswith(tail)}
+        else:
+            matched = {key: value} if key in targets else {}
+        if not matched:
+            raise TaskError(f"{source}: 'pairs' key {key!r} matches no target (targets: {', '.join(targets)})")
+        for target, name in matched.items():
+            if name not in inputs:
+                raise TaskError(f"{source}: 'pairs' pairs {target!r} with {name!r}, which is not an input "
+                                f"(inputs: {', '.join(inputs)})")
+            if target in found:
+                raise TaskError(f"{source}: 'pairs' pairs target {target!r} twice")
+            found[target] = name
+    missing = [t for t in targets if t not in found]
+    if missing:
+        raise TaskError(f"{source}: 'pairs' leaves target {missing[0]!r} unpaired; pair every target")
+    return tuple((t, found[t]) for t in targets)
+
+
 def _check_spec(spec: TaskSpec, source: str) -> tuple[tuple[str, ...], list[tuple[str, Law]]]:
     """Check the spec on its own (names, human laws); return the scale columns and the parsed laws."""
     inputs, targets = list(spec.inputs), list(spec.target)
@@ -682,10 +718,11 @@ def _check_spec(spec: TaskSpec, source: str) -> tuple[tuple[str, ...], list[tupl
     for name in spec.monotone:
         if name not in inputs:
             raise TaskError(f"{source}: 'monotone' names {name!r}, which is not an input (inputs: {', '.join(inputs)})")
+    pairs = expand_pairs(spec.pairs, targets, inputs, source)
     laws = []
     for law in spec.human_laws:
         try:
-            laws.append((law.name, Law.parse(law.formula, inputs, targets)))
+            laws.append((law.name, Law.parse(law.formula, inputs, targets, pairs=pairs)))
         except LawsearchError as exc:
             raise TaskError(f"{source}: human law {law.name!r}: {exc}") from None
         unknown = [name for name in law.bounds if name not in laws[-1][1].parameters]
@@ -771,6 +808,7 @@ def task_from_frame(
     description: str = "",
     max_parameters: int | None = None,
     monotone: Mapping[str, str] | None = None,
+    pairs: Mapping[str, str] | None = None,
     human_laws: Sequence[Mapping[str, Any] | HumanLaw] = (),
 ) -> Task:
     """A task over an in-memory table; arguments mean what the YAML fields of the same name do."""
@@ -782,6 +820,7 @@ def task_from_frame(
         "group": group,
         "limits": {"max_parameters": max_parameters},
         "monotone": dict(monotone or {}),
+        "pairs": dict(pairs or {}),
         "human_laws": [h.model_dump() if isinstance(h, HumanLaw) else dict(h) for h in human_laws],
     }
     if split is not None:

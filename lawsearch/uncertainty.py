@@ -65,6 +65,7 @@ class BootstrapJob:
     seed: int
     start: dict[tuple[str, str], np.ndarray]  # the point estimate: each replicate's fit starts there too
     deadline: float | None = None  # time.time() after which no replicate starts or completes
+    pairs: tuple[tuple[str, str], ...] = ()  # (target, input): what the law's 'self' names
 
 
 def _draw(groups: np.ndarray, names: Sequence[str], seed: int, b: int) -> tuple[np.ndarray, int]:
@@ -83,7 +84,7 @@ def bootstrap_chunk(job: BootstrapJob, replicates: Sequence[int]) -> list[dict[s
     Returns one record per replicate: ``{"b", "theta": {(group, target): array | None},
     "pred": {(group, target): float | None}}``; None marks a failed fit.
     """
-    law = Law.parse(job.formula, job.inputs, job.targets)
+    law = Law.parse(job.formula, job.inputs, job.targets, pairs=job.pairs)
     names = list(dict.fromkeys(job.groups.tolist()))
     out: list[dict[str, Any]] = []
     for b in replicates:
@@ -107,7 +108,7 @@ def bootstrap_chunk(job: BootstrapJob, replicates: Sequence[int]) -> list[dict[s
                 if gf is None or not gf.success or not np.all(np.isfinite(gf.theta)):
                     theta[key], pred[key] = None, None
                     continue
-                value = float(law.evaluate(job.X_eval[at], gf.theta)[0]) if at.any() else math.nan
+                value = float(law.bound(target).evaluate(job.X_eval[at], gf.theta)[0]) if at.any() else math.nan
                 if at.any() and not math.isfinite(value):
                     theta[key], pred[key] = None, None
                     continue
@@ -201,7 +202,7 @@ def bootstrap_intervals(
     deadline = None if time_limit is None else time.time() + time_limit
     options = fit_options or _with_bounds(BOOTSTRAP_FIT_OPTIONS, task.fit_options(law))
     job = BootstrapJob(
-        formula=law.text, inputs=tuple(law.inputs), targets=tuple(task.targets),
+        formula=law.text, inputs=tuple(law.inputs), targets=tuple(task.targets), pairs=law.pairs,
         X=train.X, Y=train.Y, groups=train.groups,
         X_eval=test.X[[rows[g] for g in eval_groups]].reshape(len(eval_groups), -1),
         groups_eval=np.array(eval_groups, dtype=str),
@@ -232,7 +233,7 @@ def bootstrap_intervals(
                 continue
             i = rows[group]
             point = estimate.get((group, target))
-            value = float(law.evaluate(test.X[i:i + 1], point)[0]) if point is not None else None
+            value = float(law.bound(target).evaluate(test.X[i:i + 1], point)[0]) if point is not None else None
             preds = [r["pred"][(group, target)] for r in records if r["pred"][(group, target)] is not None]
             entry = {
                 "row": int(test.rows[i]),

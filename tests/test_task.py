@@ -124,7 +124,7 @@ def test_yaml_must_be_a_mapping(tmp_path, text):
 
 def test_unknown_field_names_field_and_file(tmp_path):
     path = write(tmp_path, "t.yaml", spec_yaml(extra="colour: red\n"))
-    message = f"{path}: unknown field 'colour' (allowed: name, description, data, inputs, target, group, split, limits, monotone, human_laws)"
+    message = f"{path}: unknown field 'colour' (allowed: name, description, data, inputs, target, group, split, limits, monotone, pairs, human_laws)"
     with pytest.raises(TaskError, match=re.escape(message)):
         load_task(path)
 
@@ -618,7 +618,7 @@ def index_counts() -> dict[str, tuple[int, int]]:
 
 
 CURATED = ["chinchilla", "data_constrained", "domain_mixture", "easy_question", "lr_bsz", "moe", "parallel", "sft",
-           "vocab"]
+           "sparsity", "vocab"]
 
 
 def test_curated_files_are_all_there():
@@ -631,13 +631,17 @@ def test_curated_files_are_all_there():
 
 def test_curated_sldbench_tasks_keep_sldbench_parameter_limits():
     """Same protocol as SLDBench: a law may have no more fitted parameters than its task prompt allows."""
-    stated = {task: row["max_parameters"] for task, row in sldbench_reference().items()}
+    reference = sldbench_reference()
+    stated = {task: row["max_parameters"] for task, row in reference.items()}
     assert set(stated) == set(TASK_TO_SLDBENCH.values())
     for name, sldbench_name in TASK_TO_SLDBENCH.items():
         limit = load_spec(TASKS_DIR / f"{name}.yaml").limits.max_parameters
+        assert limit == int(reference[sldbench_name]["lawsearch_max_parameters"]), name
         if stated[sldbench_name]:
             assert limit == int(stated[sldbench_name]), name
     assert stated["sft"] == "4" and stated["lr_bsz"] == ""
+    # SLDBench sets none for lr_bsz, and its agents' best laws there have 15-30 parameters
+    assert load_spec(TASKS_DIR / "lr_bsz.yaml").limits.max_parameters >= 20
 
 
 @needs_data

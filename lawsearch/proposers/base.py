@@ -95,6 +95,7 @@ class SearchContext:
     task_description: str = ""
     seen: set[str] = field(default_factory=set)  # canonical keys of every law already scored
     deadline: float | None = None
+    pairs: tuple[tuple[str, str], ...] = ()  # (target, input) the task pairs: what 'self' in a law names
 
 
 @runtime_checkable

@@ -27,7 +27,7 @@ import numpy as np
 import sympy
 
 from ..errors import FormulaError
-from ..formula import FUNCTIONS, Law
+from ..formula import FUNCTIONS, SELF, Law
 from .base import Proposal, SearchContext
 
 __all__ = ["Columns", "ParameterNames", "LibraryProposer", "FAMILIES", "library_forms", "round_trip"]
@@ -107,6 +107,15 @@ class Columns:
     def names(self) -> ParameterNames:
         """A fresh name allocator for one formula."""
         return ParameterNames(self.inputs)
+
+    def with_self(self, pairs: Sequence[tuple[str, str]]) -> Columns:
+        """These columns and ``self``, the input paired with each target (when the task pairs them):
+        positive (or in [0, 1]) where every paired input is."""
+        if not pairs:
+            return self
+        paired = {name for _, name in pairs}
+        return Columns((*self.inputs, SELF), (*self.positive, *([SELF] if paired <= set(self.positive) else [])),
+                       (*self.unit, *([SELF] if paired <= set(self.unit) else [])), self.positive_target)
 
 
 def round_trip(expr: sympy.Expr, inputs: Sequence[str]) -> Law | None:

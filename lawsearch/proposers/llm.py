@@ -1221,7 +1221,7 @@ class LLMProposer:
         if not text:
             return "empty formula"
         try:
-            law = Law.parse(text, context.inputs, context.targets)
+            law = Law.parse(text, context.inputs, context.targets, pairs=context.pairs)
         except FormulaError as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - the parser must never take the search down

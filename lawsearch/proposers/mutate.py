@@ -387,7 +387,7 @@ def _parse_parents(context: SearchContext) -> list[Law]:
     laws: list[Law] = []
     for scored in sorted(context.best, key=_error):
         try:
-            law = Law.parse(scored.formula, context.inputs, target=context.targets)
+            law = Law.parse(scored.formula, context.inputs, target=context.targets, pairs=context.pairs)
         except FormulaError:
             continue
         if law.variables and law not in laws:
@@ -431,7 +431,7 @@ class MutationProposer:
 
     def propose(self, context: SearchContext, n: int) -> list[Proposal]:
         """Up to ``n`` new laws, each one mutation (or crossover) away from a law in ``context.best``."""
-        columns = Columns.from_context(context)
+        columns = Columns.from_context(context).with_self(context.pairs)
         parents = _parse_parents(context)
         if not parents:
             return []

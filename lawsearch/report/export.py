@@ -48,7 +48,7 @@ def load_law_record(source: str | Path) -> dict[str, Any]:
 
 def law_from_record(record: dict[str, Any]) -> Law:
     """Re-parse the law of a law object (through the safe parser)."""
-    return Law.parse(record["formula"], record["inputs"])
+    return Law.parse(record["formula"], record["inputs"], pairs=[tuple(p) for p in record.get("pairs", [])])
 
 
 def _python_source(law: Law, fitted: dict[str, Any] | None) -> str:

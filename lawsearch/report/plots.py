@@ -216,10 +216,10 @@ def group_curves(
                 theta = law_fit.get(group, target).theta
             except Exception:  # a group the law was not fitted on: nothing to draw
                 continue
-            ax.plot(grid[:, k], law_fit.law.evaluate(grid, theta), color=color, ls=style, lw=1.6, label=label,
+            ax.plot(grid[:, k], law_fit.law.bound(target).evaluate(grid, theta), color=color, ls=style, lw=1.6, label=label,
                     zorder=3)
             if varying:
-                ax.scatter(X_all[:, k], law_fit.law.evaluate(X_all, theta), facecolors="none", edgecolors=color,
+                ax.scatter(X_all[:, k], law_fit.law.bound(target).evaluate(X_all, theta), facecolors="none", edgecolors=color,
                            s=18, lw=0.8, zorder=3, label=f"{label} at each row")
         if x_log:
             ax.set_xscale("log")

@@ -132,7 +132,7 @@ class Discovery:
             fit_options=FitOptions(n_starts=self.settings.search_starts, n_local=self.settings.search_local,
                                    max_nfev=self.settings.search_max_nfev, tol=_SEARCH_TOL),
             seed=self.settings.seed, positive_inputs=positive, monotone=tuple(self.task.monotone.items()),
-            smallest_group=self.task.smallest_group(),
+            smallest_group=self.task.smallest_group(), pairs=self.task.pairs,
         )
 
     def _initial_state(self, resume: bool) -> RunState:
@@ -218,7 +218,7 @@ class Discovery:
             rng=rng, max_parameters=self.max_parameters, generation=self.state.generation,
             best=[ScoredLaw(c.formula, c.complexity, c.n_parameters, c.val_error, c.source) for c in best],
             failures=self._recent_failures(), task_name=self.task.name, task_description=self.task.description,
-            seen=set(self.state.archive.candidates), deadline=self._proposal_deadline(),
+            seen=set(self.state.archive.candidates), deadline=self._proposal_deadline(), pairs=self.task.pairs,
         )
 
     def _recent_failures(self, k: int = 8) -> list[tuple[str, str]]:
@@ -306,7 +306,7 @@ class Discovery:
                 record["meta"] = proposal.meta
             records.append(record)
             try:
-                law = Law.parse(proposal.formula, self.task.inputs, self.task.targets)
+                law = self.task.parse_law(proposal.formula)
             except LawsearchError as exc:
                 record.update(status="parse_error", reason=str(exc))
                 continue

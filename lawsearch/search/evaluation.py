@@ -39,6 +39,7 @@ class EvalPayload:
     positive_inputs: tuple[str, ...]  # inputs whose values are all > 0 (log/fractional powers allowed)
     monotone: tuple[tuple[str, str], ...] = ()  # (input, 'increasing' | 'decreasing') the task declares
     smallest_group: tuple[str, int] | None = None  # (group, its train rows): no law may have more parameters
+    pairs: tuple[tuple[str, str], ...] = ()  # (target, input) the task pairs: what 'self' names
 
 
 #: How far beyond the validation rows a declared trend is checked: each monotone input
@@ -107,7 +108,7 @@ def trend_violation(fit: LawFit, payload: EvalPayload) -> str | None:
 
 def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     try:
-        law = Law.parse(formula, payload.inputs, payload.targets)
+        law = Law.parse(formula, payload.inputs, payload.targets, pairs=payload.pairs)
     except LawsearchError as exc:
         return {"status": "parse_error", "reason": str(exc)}
     info: dict[str, Any] = {"formula": law.text, "key": law.canonical, "complexity": law.complexity,

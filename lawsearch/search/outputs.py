@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import platform
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from ..evaluate import evaluate_law, human_law_records, jsonable
+from ..evaluate import Evaluation, evaluate_law, human_law_records, jsonable
 from ..io import write_json_atomic, write_text_atomic
+from ..naming import readable_fit
 from ..report.export import export_law
 from ..uncertainty import bootstrap_intervals
 
 if TYPE_CHECKING:
+    from ..task import Task
     from .engine import Discovery
 
 __all__ = ["write_outputs", "engine_versions", "comparison_markdown"]
@@ -67,20 +70,31 @@ def _summary(search: Discovery, name: str) -> dict[str, Any]:
     return {}
 
 
+def readable_evaluation(task: Task, evaluation: Evaluation) -> Evaluation:
+    """The winner with role-based parameter names in the conventional orientation
+    (:func:`~lawsearch.naming.readable_fit`); a human law of the task keeps its own names."""
+    if any(task.parse_law(human.formula).expr == evaluation.law.expr for human in task.human_laws):
+        return evaluation
+    fit = readable_fit(evaluation.fit)
+    return dataclasses.replace(evaluation, law=fit.law, fit=fit)
+
+
 def write_outputs(search: Discovery) -> dict[str, Any]:
     """Refit the winner on all of train, score it on test once, and write the run's files."""
     task, state, settings = search.task, search.state, search.settings
     winner = search.winner()
-    evaluation = evaluate_law(task, winner.formula, seed=settings.seed)
+    evaluation = readable_evaluation(task, evaluate_law(task, winner.formula, seed=settings.seed))
     record = evaluation.record()
-    record.update({"validation": {"nmse": winner.val_error, "se": winner.val_se, "rows": len(search.validation),
+    record.update({"search_formula": winner.formula,
+                   "validation": {"nmse": winner.val_error, "se": winner.val_se, "rows": len(search.validation),
                                   "fraction": search.validation_fraction}, "source": winner.source,
                    "n_parameters": winner.n_parameters})
     if settings.bootstrap > 0:
         search.log(f"bootstrap: {settings.bootstrap} resamples for the winner's confidence intervals")
         ci = bootstrap_intervals(task, evaluation.law, evaluation.fit, n_boot=settings.bootstrap,
                                  seed=settings.seed, executor=search.get_executor(),
-                                 time_limit=settings.bootstrap_time_limit)
+                                 time_limit=settings.bootstrap_time_limit,
+                                 on_progress=lambda done, total: search.step("bootstrap", done, total))
         if ci["n_boot"] < settings.bootstrap:
             search.log(f"bootstrap: stopped at its time limit ({settings.bootstrap_time_limit:g} s) after "
                        f"{ci['n_boot']} of {settings.bootstrap} resamples")

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import LawsearchError
 from ..fit import FitOptions, LawFit, fit_law, pinned_parameter
 from ..formula import Law
+from ..identifiability import identifiable_count, reduce_law, redundant_direction
 
 __all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "TREND_FACTORS"]
 
@@ -114,8 +115,10 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     if not law.variables:
         return {**info, "status": "rejected", "reason": "uses no input"}
     if payload.max_parameters is not None and law.n_parameters > payload.max_parameters:
-        return {**info, "status": "rejected",
-                "reason": f"{law.n_parameters} parameters > limit {payload.max_parameters}"}
+        identifiable = identifiable_count(law, payload.X_fit)  # only these count against the limit
+        if identifiable > payload.max_parameters:
+            return {**info, "status": "rejected",
+                    "reason": f"{identifiable} parameters > limit {payload.max_parameters}"}
     if law.complexity > payload.max_complexity:
         return {**info, "status": "rejected", "reason": f"complexity {law.complexity} > {payload.max_complexity}"}
     bad_domain = [v for v in law.log_domain_variables() if v not in payload.positive_inputs]
@@ -124,6 +127,17 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     try:
         fit = fit_law(law, payload.X_fit, payload.Y_fit, payload.groups_fit, payload.targets,
                       payload.fit_options, seed=payload.seed)
+        fit, dropped = _identifiable(fit, payload)
+        if fit is None:
+            return {**info, "status": "rejected",
+                    "reason": "not identifiable: some parameters act only together, and none could be fixed"}
+        if dropped:
+            law = fit.law
+            info.update(formula=law.text, complexity=law.complexity, n_parameters=law.n_parameters,
+                        identifiability=f"reparametrized ({', '.join(dropped)}): parameters that act only together")
+        if payload.max_parameters is not None and law.n_parameters > payload.max_parameters:
+            return {**info, "status": "rejected",
+                    "reason": f"{law.n_parameters} identifiable parameters > limit {payload.max_parameters}"}
         pred = fit.predict(payload.X_val, payload.groups_val, payload.targets)
         with np.errstate(all="ignore"):
             broken = pinned_parameter(fit, payload.fit_options) or trend_violation(fit, payload)
@@ -135,6 +149,20 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     if not np.isfinite(error):
         return {**info, "status": "fit_failed", "reason": "non-finite predictions on validation rows"}
     return {**info, "status": "ok", "val_error": error, "val_se": se}
+
+
+def _identifiable(fit: LawFit, payload: EvalPayload) -> tuple[LawFit | None, list[str]]:
+    """The fit with every parameter the search-train rows cannot identify fixed (reparametrized,
+    :func:`~lawsearch.identifiability.reduce_law`), and what was fixed; None if one cannot be."""
+    dropped: list[str] = []
+    while redundant_direction(fit, payload.X_fit, payload.groups_fit) is not None:
+        reduced = reduce_law(fit, payload.X_fit, payload.Y_fit, payload.groups_fit, payload.targets,
+                             payload.fit_options, seed=payload.seed)
+        if reduced is None:
+            return None, dropped
+        fit, fixed = reduced
+        dropped.append(fixed)
+    return fit, dropped
 
 
 def evaluate_batch(formulas: list[str], payload: EvalPayload) -> list[dict[str, Any]]:

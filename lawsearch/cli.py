@@ -171,11 +171,16 @@ class _Progress:
 
     def __init__(self, total: int, time_limit: float) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.table import Column
 
         self.time_limit = time_limit
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
-                            TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=err_console,
-                            transient=False)
+        self.bar = Progress(TextColumn("{task.description}", table_column=Column(min_width=18, no_wrap=True)),
+                            BarColumn(bar_width=20), TextColumn("{task.fields[count]}",
+                                                                table_column=Column(min_width=9, no_wrap=True)),
+                            TimeElapsedColumn(),
+                            TextColumn("{task.fields[info]}", table_column=Column(
+                                no_wrap=True, overflow="ellipsis", max_width=max(20, err_console.width - 64))),
+                            console=err_console, transient=False)
         self.task_id = self.bar.add_task("search", total=total, count=f"gen 0/{total}", info="starting…")
         self.steps: dict[str, tuple[Any, float]] = {}  # step -> (bar task, start time)
 

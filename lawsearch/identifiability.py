@@ -19,12 +19,12 @@ parameters a law can identify at all, before any fit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import numpy as np
 import sympy
 
-from .fit import FitOptions, LawFit, fit_law
+from .fit import LawFit
 from .formula import Law
 
 __all__ = ["RANK_TOLERANCE", "LOSS_TOLERANCE", "jacobian_rank", "redundant_direction", "reduce_law",
@@ -98,17 +98,11 @@ def _fixed_law(law: Law, name: str, value: int) -> Law | None:
 
 
 def reduce_law(
-    fit: LawFit,
-    X: np.ndarray,
-    Y: np.ndarray,
-    groups: np.ndarray,
-    targets: Sequence[str],
-    options: FitOptions | None = None,
-    *,
-    seed: int = 0,
+    fit: LawFit, X: np.ndarray, groups: np.ndarray, refit: Callable[[Law], LawFit]
 ) -> tuple[LawFit, str] | None:
-    """The law with one parameter fewer, fitted on the same rows, when the fitted law has a redundant
-    direction (:func:`redundant_direction`), with what was fixed (e.g. ``"w = 1"``).
+    """The law with one parameter fewer, fitted by ``refit`` on the rows ``fit`` was fitted on, when
+    the fitted law has a redundant direction (:func:`redundant_direction`), with what was fixed
+    (e.g. ``"w = 1"``).
 
     A parameter on the direction is fixed to 0, 1 or -1 when the law that leaves keeps the
     original's rank and, refitted, fits every group as well (within :data:`LOSS_TOLERANCE`):
@@ -131,9 +125,9 @@ def reduce_law(
             if reduced is None or not reduced.variables or identifiable_count(reduced, X) != rank:
                 continue
             refits += 1
-            refit = fit_law(reduced, X, Y, groups, targets, options, seed=seed)
-            if all(new.loss <= old.loss * (1 + LOSS_TOLERANCE) + 1e-12 for new, old in zip(refit.fits, fit.fits)):
-                return refit, f"{name} = {value}"
+            fitted = refit(reduced)
+            if all(new.loss <= old.loss * (1 + LOSS_TOLERANCE) + 1e-12 for new, old in zip(fitted.fits, fit.fits)):
+                return fitted, f"{name} = {value}"
             if refits >= _MAX_REFITS:
                 break
     return None

@@ -33,7 +33,7 @@ def test_redundant_law_is_reparametrized_with_the_same_predictions():
     law = Law.parse(REDUNDANT, ["log_flops"])
     fit = fit_law(law, x, y, groups, ["y"])
     assert redundant_direction(fit, x, groups) is not None
-    reduced, fixed = reduce_law(fit, x, y, groups, ["y"])
+    reduced, fixed = reduce_law(fit, x, groups, lambda law: fit_law(law, x, y, groups, ["y"]))
     assert fixed == "w = 1"
     assert reduced.law.text == "f + exp(-1 - exp(-K - k*log_flops))"
     np.testing.assert_allclose(reduced.predict(x, groups, ["y"]), fit.predict(x, groups, ["y"]), rtol=1e-5)
@@ -46,7 +46,7 @@ def test_identifiable_law_is_left_alone():
     x, y, groups = _rows()
     fit = fit_law(Law.parse("f + exp(-1 - exp(-K - k*log_flops))", ["log_flops"]), x, y, groups, ["y"])
     assert redundant_direction(fit, x, groups) is None
-    assert reduce_law(fit, x, y, groups, ["y"]) is None
+    assert reduce_law(fit, x, groups, lambda law: fit_law(law, x, y, groups, ["y"])) is None
 
 
 def _payload(x: np.ndarray, y: np.ndarray, groups: np.ndarray, max_parameters: int) -> EvalPayload:

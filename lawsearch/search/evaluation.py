@@ -156,8 +156,9 @@ def _identifiable(fit: LawFit, payload: EvalPayload) -> tuple[LawFit | None, lis
     :func:`~lawsearch.identifiability.reduce_law`), and what was fixed; None if one cannot be."""
     dropped: list[str] = []
     while redundant_direction(fit, payload.X_fit, payload.groups_fit) is not None:
-        reduced = reduce_law(fit, payload.X_fit, payload.Y_fit, payload.groups_fit, payload.targets,
-                             payload.fit_options, seed=payload.seed)
+        reduced = reduce_law(fit, payload.X_fit, payload.groups_fit,
+                             lambda law: fit_law(law, payload.X_fit, payload.Y_fit, payload.groups_fit,
+                                                 payload.targets, payload.fit_options, seed=payload.seed))
         if reduced is None:
             return None, dropped
         fit, fixed = reduced

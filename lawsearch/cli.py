@@ -224,8 +224,8 @@ def discover(
     target: Annotated[Optional[str], typer.Option(help="Data table: the target column (comma list: several).")] = None,
     group: Annotated[Optional[str], typer.Option(help="Data table: column of groups (parameters fitted per "
                                                       "group).")] = None,
-    test_largest: Annotated[float, typer.Option("--test-largest", help="Data table: share of the largest runs "
-                                                "held out as the test split.")] = 0.2,
+    test_largest: Annotated[Optional[float], typer.Option("--test-largest", help="Data table: share of the "
+                                                          "largest runs held out as the test split [0.2].")] = None,
     generations: Annotated[Optional[int], typer.Option(help="Maximum generations.")] = None,
     max_evals: Annotated[Optional[int], typer.Option("--max-evals", help="Maximum distinct laws fitted.")] = None,
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Wall-time budget (seconds).")] = None,
@@ -264,10 +264,12 @@ def discover(
     )
     if is_table(task):
         source: Any = task
-        table = {"inputs": inputs, "target": target, "group": group, "test_largest": test_largest}
-    elif inputs or target or group:
-        raise LawsearchError(f"{task}: --inputs, --target and --group are for a data table (CSV, Parquet, "
-                             "JSON Lines); a task YAML names its own")
+        table = {"inputs": inputs, "target": target, "group": group}
+        if test_largest is not None:
+            table["test_largest"] = test_largest
+    elif inputs or target or group or test_largest is not None:
+        raise LawsearchError(f"{task}: --inputs, --target, --group and --test-largest are for a data table (CSV, "
+                             "Parquet, JSON Lines); a task YAML names its own")
     else:
         source, table = load_task(task), {}
     progress = None if quiet else _Progress(settings.generations, settings.time_limit)

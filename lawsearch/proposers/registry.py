@@ -17,7 +17,7 @@ __all__ = ["build_proposers", "BuiltProposers", "llm_configured", "INSTALL_HINTS
 INSTALL_HINTS = {
     "operon": "pip install pyoperon",
     "pysr": "pip install 'lawsearch[pysr]' + Julia, see README",
-    "llm": "pip install 'lawsearch[llm]' + --llm-model",
+    "llm": "--llm-model, --llm-base-url; pip install 'lawsearch[llm]'",
 }
 
 

@@ -43,7 +43,10 @@ def _unit_jacobian(law: Law, X: np.ndarray, theta: np.ndarray) -> np.ndarray | N
     J = law.gradient(X, theta)
     if J.size == 0 or not np.all(np.isfinite(J)):
         return None
-    norms = np.linalg.norm(J, axis=0)
+    with np.errstate(over="ignore"):
+        norms = np.linalg.norm(J, axis=0)
+    if not np.all(np.isfinite(norms)):
+        return None
     return J / np.where(norms > 0, norms, 1.0)
 
 

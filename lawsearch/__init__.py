@@ -20,7 +20,7 @@ _EXPORTS = {
     "FitOptions": "lawsearch.fit",
     "evaluate_law": "lawsearch.evaluate",
     "compute_metrics": "lawsearch.metrics",
-    "discover": "lawsearch.search.engine",
+    "discover": "lawsearch.quick",
     "SearchSettings": "lawsearch.search.settings",
     "LawRegressor": "lawsearch.sklearn",
     "LawsearchError": "lawsearch.errors",

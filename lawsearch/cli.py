@@ -185,18 +185,37 @@ def _process_start() -> float:
     return time.monotonic() - max(age, 0.0)
 
 
+def _warn(message: str) -> None:
+    """A warning on stderr, one line, shown with or without --quiet."""
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 class _Progress:
-    """Rich progress over generations: evaluations/s, best validation error, best law, time left."""
+    """Rich progress: generations of the search (evaluations/s, best validation error, best law,
+    time left), then the long steps after it (refining finalists, bootstrap) with counts and time left."""
 
     def __init__(self, total: int, time_limit: float) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.table import Column
 
         self.time_limit = time_limit
-        self.bar = Progress(TextColumn("gen {task.completed}/{task.total}"), BarColumn(), TimeElapsedColumn(),
-                            TextColumn("{task.fields[info]}"), console=err_console, transient=False)
-        self.task_id = self.bar.add_task("discover", total=total, info="starting…")
+        self.bar = Progress(TextColumn("{task.description}", table_column=Column(min_width=18, no_wrap=True)),
+                            BarColumn(bar_width=20), TextColumn("{task.fields[count]}",
+                                                                table_column=Column(min_width=9, no_wrap=True)),
+                            TimeElapsedColumn(),
+                            TextColumn("{task.fields[info]}", table_column=Column(
+                                no_wrap=True, overflow="ellipsis", max_width=max(20, err_console.width - 64))),
+                            console=err_console, transient=False)
+        self.task_id = self.bar.add_task("search", total=total, count=f"gen 0/{total}", info="starting…")
+        self.steps: dict[str, tuple[Any, float]] = {}  # step -> (bar task, start time)
+
+    def start(self) -> None:
+        """Show the bars (at the first report, so that nothing shows before the run has started)."""
+        if not self.bar.live.is_started:
+            self.bar.start()
 
     def __call__(self, state: Any, search: Any) -> None:
+        self.start()
         best = state.archive.best(1)
         rate = state.evaluations / max(search.elapsed, 1e-9)
         left = max(self.time_limit - search.elapsed, 0.0)
@@ -204,12 +223,34 @@ class _Progress:
         law = law if len(law) <= 60 else law[:57] + "…"
         err = f"{best[0].val_error:.3g}" if best else "—"
         info = f"{state.evaluations} evals ({rate:.1f}/s) · best val NMSE {err} · {law} · ≤{left:.0f}s left"
-        self.bar.update(self.task_id, completed=state.generation, info=info)
+        total = self.bar.tasks[0].total
+        self.bar.update(self.task_id, completed=state.generation, count=f"gen {state.generation}/{total:g}",
+                        info=info)
+
+    def step(self, name: str, done: int, total: int) -> None:
+        """A long step after the search: a bar of its own with done/total and the time left."""
+        self.start()
+        if name not in self.steps:
+            self.steps[name] = (self.bar.add_task(name, total=total, count="", info=""), time.monotonic())
+        elif done <= self.bar.tasks[self.steps[name][0]].completed:  # a new round of the step
+            self.bar.reset(self.steps[name][0], total=total)
+            self.steps[name] = (self.steps[name][0], time.monotonic())
+        task_id, started = self.steps[name]
+        spent = time.monotonic() - started
+        left = f"~{spent / done * (total - done):.0f}s left" if 0 < done < total else ""
+        self.bar.update(task_id, completed=done, count=f"{done}/{total}", info=left)
 
 
 @app.command()
 def discover(
-    task: Annotated[Path, typer.Argument(help="Task spec (YAML).")],
+    task: Annotated[Path, typer.Argument(help="Task spec (YAML), or a data table (CSV, Parquet, JSON Lines) "
+                                              "with --inputs and --target.")],
+    inputs: Annotated[Optional[str], typer.Option(help="Data table: comma list of input columns.")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Data table: the target column (comma list: several).")] = None,
+    group: Annotated[Optional[str], typer.Option(help="Data table: column of groups (parameters fitted per "
+                                                      "group).")] = None,
+    test_largest: Annotated[Optional[float], typer.Option("--test-largest", help="Data table: share of the "
+                                                          "largest runs held out as the test split [0.2].")] = None,
     generations: Annotated[Optional[int], typer.Option(help="Maximum generations.")] = None,
     max_evals: Annotated[Optional[int], typer.Option("--max-evals", help="Maximum distinct laws fitted.")] = None,
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Wall-time budget (seconds).")] = None,
@@ -225,11 +266,14 @@ def discover(
     llm_base_url: Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible base URL.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default results/<task>/<run-id>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output (warnings still show).")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html / report.md.")] = False,
 ) -> None:
-    """Search for a law that extrapolates; write law.json, law.tex, law.py, pareto.csv, history.jsonl."""
+    """Search for a law that extrapolates; write law.json, law.tex, law.py, pareto.csv, history.jsonl and
+    report.html (with figures)."""
     started = _process_start()  # --time-limit bounds the whole command, imports and loading the task included
-    from .search.engine import discover as run_discovery
+    from .quick import discover as run_discovery
+    from .quick import is_table
     from .search.settings import resolve_settings
     from .task import load_task
 
@@ -244,25 +288,37 @@ def discover(
          "weights": _parse_weights(weight), "llm_cli": llm or None},
         config,
     )
-    spec = load_task(task)
+    if is_table(task):
+        source: Any = task
+        table = {"inputs": inputs, "target": target, "group": group}
+        if test_largest is not None:
+            table["test_largest"] = test_largest
+    elif inputs or target or group or test_largest is not None:
+        raise LawsearchError(f"{task}: --inputs, --target, --group and --test-largest are for a data table (CSV, "
+                             "Parquet, JSON Lines); a task YAML names its own")
+    else:
+        source, table = load_task(task), {}
     progress = None if quiet else _Progress(settings.generations, settings.time_limit)
     log = None if quiet else (lambda message: err_console.print(f"[dim]{escape(message)}[/]"))
-    if progress is not None:
-        progress.bar.start()
     try:
-        result = run_discovery(spec, settings, out=out, resume=resume, progress=progress, log=log, started=started)
+        result = run_discovery(source, settings, out=out, resume=resume, progress=progress, log=log, warn=_warn,
+                               steps=progress.step if progress is not None else None, started=started, **table)
     finally:
-        if progress is not None:
+        if progress is not None and progress.bar.live.is_started:
             progress.bar.stop()
+    if not no_report:
+        from .report.html import write_report
+
+        write_report(result.run_dir, result.task)
     law = result.law_json
     if quiet:
         print(result.run_dir)
         return
     rows = [{"name": "discovered", "n_parameters": len(law["law"]["parameters"]), **law["law"]}] + law["human_laws"]
-    console.print(metrics_table(f"{spec.name}: discovered law vs human laws (test split)", rows))
+    console.print(metrics_table(f"{law['task']}: discovered law vs human laws (test split)", rows))
     console.print(f"[bold]law[/]: {escape(law['law']['formula'])}")
     console.print(f"{law['evaluations']} laws fitted in {law['wall_time_s']:.1f}s over {law['generations']} "
-                  f"generations → {result.run_dir}")
+                  f"generations → {result.run_dir}" + ("" if no_report else " (report.html with figures)"))
     if result.interrupted:
         err_console.print("interrupted: the best law so far was written")
         raise typer.Exit(130)

@@ -606,6 +606,10 @@ class Law:
         names = {self.symbol(n): _latex_name(n) for n in (*self.inputs, *self.parameters)}
         return sympy.latex(self.expr, symbol_names=names)
 
+    def _repr_latex_(self) -> str:
+        """Rendered LaTeX in a notebook."""
+        return f"$\\displaystyle {self.to_latex()}$"
+
     def to_sympy(self) -> str:
         """Python source that rebuilds the law as a sympy expression named ``law``."""
         return _sympy_source(self)

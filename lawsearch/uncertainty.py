@@ -28,7 +28,7 @@ import dataclasses
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -171,6 +171,7 @@ def bootstrap_intervals(
     fit_options: FitOptions | None = None,
     chunks: int = DEFAULT_CHUNKS,
     time_limit: float | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Percentile bootstrap intervals of every parameter per group, and of the prediction at
     each group's largest-scale test row; a JSON-ready dict (law.json's ``ci``).
@@ -179,6 +180,7 @@ def bootstrap_intervals(
     without it the law is fitted on the train split first.  With an ``executor`` the
     replicates run in ``chunks`` tasks through it; the result is the same as without.
     ``time_limit`` (seconds) bounds the replicates' wall time (see the module's docstring).
+    ``on_progress(done, n_boot)`` is called as chunks of replicates finish.
 
     Returns ``{"level", "n_boot", "n_requested", "n_failed", "method", "parameters": {group: {param: [lo, hi]}},
     "predictions": {group: {"row", "inputs", "target", "observed", "estimate", "interval"}}}``;
@@ -209,12 +211,18 @@ def bootstrap_intervals(
         options=dataclasses.replace(options, deadline=deadline), seed=int(seed), start=estimate, deadline=deadline,
     )
     replicates = list(range(n_boot))
+    size = math.ceil(n_boot / chunks)
+    parts = [replicates[i:i + size] for i in range(0, n_boot, size)]
     if executor is None:
-        records = bootstrap_chunk(job, replicates)
+        results = (bootstrap_chunk(job, part) for part in parts)
     else:
-        size = math.ceil(n_boot / chunks)
-        futures = [executor.submit(bootstrap_chunk, job, replicates[i:i + size]) for i in range(0, n_boot, size)]
-        records = [record for future in futures for record in future.result()]
+        futures = [executor.submit(bootstrap_chunk, job, part) for part in parts]
+        results = (future.result() for future in futures)
+    records = []
+    for part in results:
+        records += part
+        if on_progress is not None:
+            on_progress(len(records), n_boot)
     records.sort(key=lambda r: r["b"])
     n_run = len(records)
 

@@ -61,6 +61,33 @@ def test_readme_commands_run(workdir):
     assert (workdir / "runs" / "demo" / "report.html").exists()
     assert (workdir / "runs" / "bench" / "bench.md").exists()
     assert list((workdir / "results" / "demo").glob("*/law.json"))
+    assert list((workdir / "results" / "demo").glob("*/report.html"))  # the first command writes the report
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)  # installing every dependency takes minutes
+def test_fresh_venv_runs_the_first_command_and_the_report(tmp_path):
+    """The README's first command in a new virtual environment (a plain install, no extras), then
+    `lawsearch report` on its run: the report needs nothing more than the plain install."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-e", str(REPO)], capture_output=True,
+                             text=True, timeout=1800)
+    if install.returncode != 0 and ("Could not find" in install.stderr or "connection" in install.stderr.lower()):
+        pytest.skip(f"pip could not reach a package index: {install.stderr.strip().splitlines()[-1]}")
+    assert install.returncode == 0, install.stderr[-3000:]
+    (tmp_path / "tasks").symlink_to(REPO / "tasks")
+    env = {k: v for k, v in _env().items() if k != "PYTHONPATH"}  # the venv's install, not a checkout's path
+    lawsearch = str(venv / "bin" / "lawsearch")
+    first = shlex.split(_blocks("bash")[0].split("&&")[-1])[1:]
+    done = subprocess.run([lawsearch, *first], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = (tmp_path / "results" / "demo").iterdir()
+    assert (run / "report.html").exists()
+    report = subprocess.run([lawsearch, "report", str(run)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "report.html" in report.stdout
 
 
 @pytest.mark.parametrize("index", range(len(_blocks("python"))))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,14 @@ from typing import Any
 from ..errors import EngineUnavailable
 from .base import Proposer
 
-__all__ = ["build_proposers", "BuiltProposers", "llm_configured"]
+__all__ = ["build_proposers", "BuiltProposers", "llm_configured", "INSTALL_HINTS", "brief_reason"]
+
+#: How to get each optional engine, in a few words (the engines' own messages say more).
+INSTALL_HINTS = {
+    "operon": "pip install pyoperon",
+    "pysr": "pip install 'lawsearch[pysr]' + Julia, see README",
+    "llm": "--llm-model, --llm-base-url; pip install 'lawsearch[llm]'",
+}
 
 
 def _library(options: dict[str, Any]) -> Proposer:
@@ -58,16 +66,29 @@ def llm_configured(options: dict[str, Any]) -> bool:
     return bool(options.get("model") or options.get("cli", {}).get("model") or os.environ.get("LAWSEARCH_LLM_MODEL"))
 
 
+def brief_reason(name: str, exc: EngineUnavailable) -> str:
+    """Why an engine cannot run and how to get it, on one short line:
+    ``PySR is not installed (pip install 'lawsearch[pysr]' + Julia, see README)``."""
+    reason = re.split(r" \(|[.;:] ", str(exc), maxsplit=1)[0].strip()
+    hint = INSTALL_HINTS.get(name)
+    return f"{reason} ({hint})" if hint else reason
+
+
 @dataclass
 class BuiltProposers:
-    """The proposers that could be built, and a note for each that could not."""
+    """The proposers that could be built, a note for each that could not, and why (``unavailable``)."""
 
     proposers: list[Proposer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unavailable: dict[str, EngineUnavailable] = field(default_factory=dict)
 
 
 def build_proposers(requested: tuple[str, ...] | None, options: dict[str, dict[str, Any]]) -> BuiltProposers:
-    """Instantiate the requested proposers (``None``: every available one; the LLM only when configured)."""
+    """Instantiate the requested proposers (``None``: every available one; the LLM only when configured).
+
+    An engine that cannot run (not installed, no Julia …) is found here, before the search
+    starts (a proposer's ``check_available``), and listed in ``unavailable``.
+    """
     built = BuiltProposers()
     names = requested if requested is not None else tuple(FACTORIES)
     for name in names:
@@ -77,7 +98,13 @@ def build_proposers(requested: tuple[str, ...] | None, options: dict[str, dict[s
             continue
         engine_options.pop("every", None)
         try:
-            built.proposers.append(FACTORIES[name](engine_options))
+            proposer = FACTORIES[name](engine_options)
+            check = getattr(proposer, "check_available", None)
+            if callable(check):
+                check()
         except EngineUnavailable as exc:
             built.notes.append(f"{name}: unavailable — {exc}")
+            built.unavailable[name] = exc
+            continue
+        built.proposers.append(proposer)
     return built

@@ -636,6 +636,10 @@ class SRProposer:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ protocol
+    def check_available(self) -> None:
+        """Raise :class:`EngineUnavailable` now if the engine cannot run (before a search relies on it)."""
+        self._load()
+
     def propose(self, context: SearchContext, n: int) -> list[Proposal]:
         engine = self._load()
         self._deadline = context.deadline

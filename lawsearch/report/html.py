@@ -175,6 +175,11 @@ def _latex_text(name: str) -> str:
     return "\\mathrm{" + name.replace("_", "\\_") + "}"
 
 
+def _search_formula(record: dict[str, Any]) -> str:
+    """The winner as the search wrote it (law.json's formula has readable names, the archive not)."""
+    return record.get("search_formula", record["formula"])
+
+
 def _figures(report: Report, human: Evaluation | None, settings: dict[str, Any], seed: int) -> list[ReportFigure]:
     task, fit = report.task, report.evaluation.fit
     _, validation = task.validation_split(settings.get("validation_fraction", "auto"),
@@ -228,7 +233,7 @@ def _figures(report: Report, human: Evaluation | None, settings: dict[str, Any],
             "pareto_front", "Pareto front",
             "Every law the search scored: complexity against validation NMSE, coloured by proposer; the black "
             "steps are the Pareto front and the star the law chosen.",
-            plots.figure_png(plots.pareto_front(archive, report.law_json["law"]["formula"])),
+            plots.figure_png(plots.pareto_front(archive, _search_formula(report.law_json["law"]))),
         ))
     else:
         report.notes.append("no checkpoint.json with an archive: the Pareto front is not drawn")

@@ -1,15 +1,16 @@
 """The report's figures: one function per figure, each returning a matplotlib Figure.
 
 Figures are computed from results (fitted laws, the task's rows, the run's
-archive and history), never inside the search.  matplotlib is an optional
-dependency (``pip install 'lawsearch[report]'``), imported lazily with the Agg
-backend; nothing here calls ``plt.show``.
+archive and history), never inside the search.  matplotlib (a dependency) is
+imported lazily, with the Agg backend outside a notebook (a notebook keeps its
+inline backend, for ``result.plot()``); nothing here calls ``plt.show``.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -51,8 +52,9 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise EngineUnavailable("matplotlib is not installed: pip install 'lawsearch[report]' for reports") from None
-    matplotlib.use("Agg", force=True)
+        raise EngineUnavailable("matplotlib is not installed: pip install matplotlib for reports") from None
+    if "ipykernel" not in sys.modules:
+        matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     return plt

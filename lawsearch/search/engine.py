@@ -18,6 +18,7 @@ import dataclasses
 import datetime as _dt
 import math
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from ..fit import FitOptions
 from ..formula import Law
 from ..io import append_jsonl, writing
 from ..proposers.base import Proposal, Proposer, ScoredLaw, SearchContext
-from ..proposers.registry import build_proposers
+from ..proposers.registry import brief_reason, build_proposers
 from ..task import Task
 from .archive import Candidate, select_winner, winner_threshold
 from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at, with_deadline
@@ -42,13 +43,14 @@ from .executors import WorkerCrash, make_executor
 from .rundir import claim_run_dir
 from .settings import SearchSettings
 
-__all__ = ["discover", "DiscoveryResult", "Discovery", "default_run_dir"]
+__all__ = ["discover", "DiscoveryResult", "Discovery", "default_run_dir", "ProgressCallback", "StepCallback"]
 
 DEFAULT_CADENCE = {"operon": 2, "pysr": 2}  # generations between calls of the slow engines
 HUMAN_SEED = "human law"  # note of the human laws seeded in generation 0 (fitted with the full fitter)
 _REFINE_ROUNDS = 3  # rounds of refining the contenders before the winner is chosen
 _SEARCH_TOL = 1e-8  # the cheap search fits stop at scipy's default tolerance (FitOptions.tol)
 ProgressCallback = Callable[[RunState, "Discovery"], None]
+StepCallback = Callable[[str, int, int], None]  # (step, done, total) of the long steps after the search
 
 
 @dataclass
@@ -60,10 +62,23 @@ class DiscoveryResult:
     state: RunState
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
+    task: Task | None = None
 
     @property
     def formula(self) -> str:
         return self.law_json["law"]["formula"]
+
+    def _repr_html_(self) -> str:
+        """A small table in a notebook: the law beside the human laws, test metrics."""
+        from ..notebook import result_html
+
+        return result_html(self)
+
+    def plot(self, **kwargs: Any) -> Any:
+        """The per-group fit and extrapolation figure (:func:`lawsearch.notebook.plot_result`)."""
+        from ..notebook import plot_result
+
+        return plot_result(self, **kwargs)
 
 
 def default_run_dir(task: Task, seed: int, root: Path = Path("results")) -> Path:
@@ -85,12 +100,16 @@ class Discovery:
         executor: Executor | None = None,
         log: Callable[[str], None] | None = None,
         started: float | None = None,
+        warn: Callable[[str], None] | None = None,
+        steps: StepCallback | None = None,
     ) -> None:
         self._session_start = time.monotonic() if started is None else started  # the time limit counts from here
         self.task = task
         self.settings = settings
         self.run_dir = Path(run_dir)
         self._log_sink = log
+        self._warn_sink = warn
+        self._step_sink = steps
         self._own_executor = executor is None
         self.executor = executor
         self.max_parameters = settings.max_parameters or task.max_parameters
@@ -99,17 +118,26 @@ class Discovery:
                                               for rows in task.validation_split(self.validation_fraction,
                                                                                 seed=settings.seed))
         self.payload = self._payload()
-        self.state = self._initial_state(resume)
         built = build_proposers(settings.proposers, {"operon": settings.operon, "pysr": settings.pysr,
                                                      "llm": {**settings.llm, "cli": settings.llm_cli}})
         self.proposers: list[Proposer] = built.proposers
         self.notes = built.notes
+        named = [name for name in settings.proposers or () if name in built.unavailable]
+        why = "; ".join(f"{name}: {brief_reason(name, built.unavailable[name])}" for name in named)
+        if named and not self.proposers:  # before anything is written
+            raise EngineUnavailable(f"the requested proposer cannot run — {why}")
+        self.state = self._initial_state(resume)
         for proposer in self.proposers:  # in law.json even when none of its calls succeeded
             self.state.proposer_stats.setdefault(proposer.name, _new_stats())
             if proposer.name in self.state.proposer_state and hasattr(proposer, "load_state"):
                 proposer.load_state(self.state.proposer_state[proposer.name])
+        briefs = {f"{name}: unavailable — {exc}": f"{name} skipped: {brief_reason(name, exc)}"
+                  for name, exc in built.unavailable.items()}
         for note in self.notes:
-            self.log(note)
+            self.log(note, shown=briefs.get(note))
+        if named:
+            self.warn(f"requested proposer cannot run — {why}; going on with "
+                      f"{', '.join(p.name for p in self.proposers)}")
         auto = " ('auto': the test split's share of the rows)" if settings.validation_fraction == "auto" else ""
         self.log(f"validation: {len(self.validation)} of {len(task.train)} train rows, "
                  f"share {self.validation_fraction:.3g}{auto}")
@@ -157,13 +185,27 @@ class Discovery:
         return RunState(task=self.task.name, settings=settings,
                         islands=[[] for _ in range(self.settings.islands)])
 
-    def log(self, message: str) -> None:
-        """Append a line to run.log (and pass it to the caller's sink)."""
+    def log(self, message: str, shown: str | None = None) -> None:
+        """Append a line to run.log and pass it (or its short form ``shown``) to the caller's sink."""
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%H:%M:%S")
         with writing(self.run_dir / "run.log"), open(self.run_dir / "run.log", "a", encoding="utf-8") as handle:
             handle.write(f"{stamp} {message}\n")
         if self._log_sink is not None:
-            self._log_sink(message)
+            self._log_sink(shown or message)
+
+    def warn(self, message: str) -> None:
+        """A warning: into run.log, and to the caller's warning sink (shown even when progress is not),
+        else as a Python :class:`UserWarning`."""
+        self.log(f"warning: {message}")
+        if self._warn_sink is not None:
+            self._warn_sink(message)
+        else:
+            warnings.warn(message, UserWarning, stacklevel=3)
+
+    def step(self, name: str, done: int, total: int) -> None:
+        """Report the progress of a long step after the search (refining finalists, bootstrap)."""
+        if self._step_sink is not None:
+            self._step_sink(name, done, total)
 
     # ------------------------------------------------------------------ budget
     @property
@@ -249,7 +291,8 @@ class Discovery:
         try:
             proposals = proposer.propose(context, n)
         except EngineUnavailable as exc:
-            self.log(f"{proposer.name}: unavailable — {exc}; going on without it")
+            self.log(f"{proposer.name}: unavailable — {exc}; going on without it",
+                     shown=f"{proposer.name} skipped: {brief_reason(proposer.name, exc)}")
             self.notes.append(f"{proposer.name}: unavailable — {exc}")
             self.proposers = [p for p in self.proposers if p is not proposer]
             return []
@@ -337,6 +380,7 @@ class Discovery:
             if result["status"] == "timeout":  # not fitted: never archived, so a longer run fits it afresh
                 continue
             formula, island, proposal = pending[key]
+            formula = result.get("formula", formula)  # reparametrized where parameters act only together
             error = result.get("val_error", math.inf)
             cand = Candidate(key=key, formula=formula, complexity=result.get("complexity", 0),
                              n_parameters=result.get("n_parameters", 0), val_error=error,
@@ -383,8 +427,9 @@ class Discovery:
         size = batch_size or self.settings.batch_size
         return self._run_jobs([(formulas[i:i + size], payload or self.payload) for i in range(0, len(formulas), size)])
 
-    def _run_jobs(self, jobs: list[tuple[list[str], EvalPayload]]) -> list[dict[str, Any]]:
+    def _run_jobs(self, jobs: list[tuple[list[str], EvalPayload]], step: str | None = None) -> list[dict[str, Any]]:
         """Score each (batch of formulas, payload) job through the executor; results in order.
+        With a ``step`` name, each finished job is reported to :meth:`step`.
 
         :func:`evaluate_batch` never raises for a bad candidate, so an exception here is the
         infrastructure's (a worker process that died, a lost Dask worker): it is a
@@ -396,8 +441,10 @@ class Discovery:
         results: list[dict[str, Any]] = []
         try:
             futures = [executor.submit(evaluate_batch, batch, payload) for batch, payload in jobs]
-            for future in futures:
+            for done, future in enumerate(futures, start=1):
                 results += future.result()
+                if step is not None:
+                    self.step(step, done, len(jobs))
         except Exception as exc:
             raise WorkerCrash(f"a worker failed in generation {self.state.generation} ({type(exc).__name__}: "
                               f"{exc}); nothing of that generation was recorded: fix the cause and continue with "
@@ -473,7 +520,7 @@ class Discovery:
             save_checkpoint(self.run_dir, self.state)
         finally:
             self.close()
-        return DiscoveryResult(self.run_dir, law_json, self.state, interrupted, self.notes)
+        return DiscoveryResult(self.run_dir, law_json, self.state, interrupted, self.notes, task=self.task)
 
     def refine_finalists(self) -> None:
         """Re-score the contenders (the best laws and the Pareto front) with the full fitter.
@@ -526,7 +573,7 @@ class Discovery:
         jobs += [([archive.get(k).formula], self._thorough_payload(archive.get(k).formula, on_all_train=True,
                                                                    deadline=deadline))
                  for k in checks]
-        results = self._run_jobs(jobs)
+        results = self._run_jobs(jobs, step="refining finalists")
         for key, result in zip(refits, results):
             cand = archive.get(key)
             if result.get("status") == "timeout":
@@ -603,6 +650,8 @@ def discover(
     log: Callable[[str], None] | None = None,
     executor: Executor | None = None,
     started: float | None = None,
+    warn: Callable[[str], None] | None = None,
+    steps: StepCallback | None = None,
 ) -> DiscoveryResult:
     """Run a discovery on a task (object or YAML path) and write its results to ``out``.
 
@@ -614,5 +663,6 @@ def discover(
         task = load_task(task)
     settings = settings or SearchSettings()
     run_dir = Path(out) if out is not None else default_run_dir(task, settings.seed)
-    search = Discovery(task, settings, run_dir, resume=resume, executor=executor, log=log, started=started)
+    search = Discovery(task, settings, run_dir, resume=resume, executor=executor, log=log, started=started,
+                       warn=warn, steps=steps)
     return search.run(progress)

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import LawsearchError
 from ..fit import OUT_OF_TIME, FitOptions, LawFit, fit_law, pinned_parameter
 from ..formula import Law
+from ..identifiability import identifiable_count, reduce_law, redundant_direction
 
 __all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "TREND_FACTORS"]
 
@@ -116,8 +117,10 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     if not law.variables:
         return {**info, "status": "rejected", "reason": "uses no input"}
     if payload.max_parameters is not None and law.n_parameters > payload.max_parameters:
-        return {**info, "status": "rejected",
-                "reason": f"{law.n_parameters} parameters > limit {payload.max_parameters}"}
+        identifiable = identifiable_count(law, payload.X_fit)  # only these count against the limit
+        if identifiable > payload.max_parameters:
+            return {**info, "status": "rejected",
+                    "reason": f"{identifiable} parameters > limit {payload.max_parameters}"}
     if payload.smallest_group is not None and law.n_parameters > payload.smallest_group[1]:
         group, rows = payload.smallest_group
         return {**info, "status": "rejected",
@@ -132,6 +135,17 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
                       payload.fit_options, seed=payload.seed)
         if any(OUT_OF_TIME in f.message for f in fit.fits):
             return {**info, "status": "timeout", "reason": "the time limit cut its fit short"}
+        fit, dropped = _identifiable(fit, payload)
+        if fit is None:
+            return {**info, "status": "rejected",
+                    "reason": "not identifiable: some parameters act only together, and none could be fixed"}
+        if dropped:
+            law = fit.law
+            info.update(formula=law.text, complexity=law.complexity, n_parameters=law.n_parameters,
+                        identifiability=f"reparametrized ({', '.join(dropped)}): parameters that act only together")
+        if payload.max_parameters is not None and law.n_parameters > payload.max_parameters:
+            return {**info, "status": "rejected",
+                    "reason": f"{law.n_parameters} identifiable parameters > limit {payload.max_parameters}"}
         pred = fit.predict(payload.X_val, payload.groups_val, payload.targets)
         with np.errstate(all="ignore"):
             broken = pinned_parameter(fit, payload.fit_options) or trend_violation(fit, payload)
@@ -143,6 +157,21 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     if not np.isfinite(error):
         return {**info, "status": "fit_failed", "reason": "non-finite predictions on validation rows"}
     return {**info, "status": "ok", "val_error": error, "val_se": se}
+
+
+def _identifiable(fit: LawFit, payload: EvalPayload) -> tuple[LawFit | None, list[str]]:
+    """The fit with every parameter the search-train rows cannot identify fixed (reparametrized,
+    :func:`~lawsearch.identifiability.reduce_law`), and what was fixed; None if one cannot be."""
+    dropped: list[str] = []
+    while redundant_direction(fit, payload.X_fit, payload.groups_fit) is not None:
+        reduced = reduce_law(fit, payload.X_fit, payload.groups_fit,
+                             lambda law: fit_law(law, payload.X_fit, payload.Y_fit, payload.groups_fit,
+                                                 payload.targets, payload.fit_options, seed=payload.seed))
+        if reduced is None:
+            return None, dropped
+        fit, fixed = reduced
+        dropped.append(fixed)
+    return fit, dropped
 
 
 def evaluate_batch(formulas: list[str], payload: EvalPayload) -> list[dict[str, Any]]:

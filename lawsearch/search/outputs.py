@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import platform
 import time
@@ -11,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..evaluate import evaluate_law, human_law_records, jsonable
+from ..evaluate import Evaluation, evaluate_law, human_law_records, jsonable
 from ..fit import OUT_OF_TIME, fit_law
 from ..io import write_json_atomic, write_text_atomic
+from ..naming import readable_fit
 from ..report.export import export_law
 from ..uncertainty import bootstrap_intervals
 from .budget import FINAL_SHARE, WINNER_FIT_GRACE, with_deadline
 
 if TYPE_CHECKING:
+    from ..task import Task
     from .engine import Discovery
 
 __all__ = ["write_outputs", "engine_versions", "comparison_markdown"]
@@ -85,6 +88,15 @@ def _warm_start(search: Discovery, formula: str, deadline: float) -> dict[tuple[
     return {(f.group, f.target): np.asarray(f.theta) for f in fit.fits}
 
 
+def readable_evaluation(task: Task, evaluation: Evaluation) -> Evaluation:
+    """The winner with role-based parameter names in the conventional orientation
+    (:func:`~lawsearch.naming.readable_fit`); a human law of the task keeps its own names."""
+    if any(task.parse_law(human.formula).expr == evaluation.law.expr for human in task.human_laws):
+        return evaluation
+    fit = readable_fit(evaluation.fit)
+    return dataclasses.replace(evaluation, law=fit.law, fit=fit)
+
+
 def write_outputs(search: Discovery) -> dict[str, Any]:
     """Refit the winner on all of train, score it on test once, and write the run's files.
 
@@ -96,8 +108,9 @@ def write_outputs(search: Discovery) -> dict[str, Any]:
     winner = search.winner()
     deadline = search.deadline(FINAL_SHARE)
     winner_deadline = max(deadline, time.time() + WINNER_FIT_GRACE * settings.time_limit)
-    evaluation = evaluate_law(task, winner.formula, seed=settings.seed, deadline=winner_deadline,
-                              start=_warm_start(search, winner.formula, winner_deadline))
+    evaluation = readable_evaluation(task, evaluate_law(task, winner.formula, seed=settings.seed,
+                                                        deadline=winner_deadline,
+                                                        start=_warm_start(search, winner.formula, winner_deadline)))
     humans = human_law_records(task, seed=settings.seed, deadline=deadline)
     cut = ["the winner"] * any(OUT_OF_TIME in f.message for f in evaluation.fit.fits)
     cut += [human["name"] for human in humans if "note" in human]
@@ -105,7 +118,8 @@ def write_outputs(search: Discovery) -> dict[str, Any]:
         search.notes.append(f"the time limit cut the final fits of {', '.join(cut)} short: raise --time-limit")
         search.log(search.notes[-1])
     record = evaluation.record()
-    record.update({"validation": {"nmse": winner.val_error, "se": winner.val_se, "rows": len(search.validation),
+    record.update({"search_formula": winner.formula,
+                   "validation": {"nmse": winner.val_error, "se": winner.val_se, "rows": len(search.validation),
                                   "fraction": search.validation_fraction}, "source": winner.source,
                    "n_parameters": winner.n_parameters})
     time_left = min(settings.bootstrap_time_limit, deadline - time.time())
@@ -115,7 +129,8 @@ def write_outputs(search: Discovery) -> dict[str, Any]:
     elif settings.bootstrap > 0:
         search.log(f"bootstrap: {settings.bootstrap} resamples for the winner's confidence intervals")
         ci = bootstrap_intervals(task, evaluation.law, evaluation.fit, n_boot=settings.bootstrap,
-                                 seed=settings.seed, executor=search.get_executor(), time_limit=time_left)
+                                 seed=settings.seed, executor=search.get_executor(), time_limit=time_left,
+                                 on_progress=lambda done, total: search.step("bootstrap", done, total))
         if ci["n_boot"] < settings.bootstrap:
             search.log(f"bootstrap: stopped at its time limit ({time_left:.3g} s) after "
                        f"{ci['n_boot']} of {settings.bootstrap} resamples")

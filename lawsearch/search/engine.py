@@ -38,6 +38,7 @@ from .archive import Candidate, select_winner, winner_threshold
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
 from .evaluation import EvalPayload, evaluate_batch
 from .executors import make_executor
+from .folds import FOLD_FIT_EFFORT, extrapolation_folds, fold_winner
 from .settings import SearchSettings
 
 __all__ = ["discover", "DiscoveryResult", "Discovery", "default_run_dir"]
@@ -92,6 +93,8 @@ class Discovery:
         self.max_parameters = settings.max_parameters or task.max_parameters
         self.validation_fraction = task.validation_fraction(settings.validation_fraction)
         self.search_train, self.validation = task.validation_split(self.validation_fraction, seed=settings.seed)
+        self.folds = extrapolation_folds(task, self.validation_fraction, settings.folds, seed=settings.seed)
+        self.selection: dict[str, Any] = {}
         self.payload = self._payload()
         self.state = self._initial_state(resume)
         built = build_proposers(settings.proposers, {"operon": settings.operon, "pysr": settings.pysr,
@@ -102,7 +105,8 @@ class Discovery:
             self.log(note)
         auto = " ('auto': the test split's share of the rows)" if settings.validation_fraction == "auto" else ""
         self.log(f"validation: {len(self.validation)} of {len(task.train)} train rows, "
-                 f"share {self.validation_fraction:.3g}{auto}")
+                 f"share {self.validation_fraction:.3g}{auto}; {len(self.folds)} nested extrapolation fold(s) "
+                 "rank the finalists")
         if not self.proposers:
             raise LawsearchError("no proposer is available for this run")
         self._session_start = time.monotonic()
@@ -445,6 +449,7 @@ class Discovery:
                 break
             self._refine(refits, checks)
             checked.update(checks)
+        self._score_folds()
         self.state.elapsed = self.elapsed
         save_checkpoint(self.run_dir, self.state)
 
@@ -474,6 +479,33 @@ class Discovery:
                 cand.val_error, cand.val_se = math.inf, math.inf
                 self.log(f"fit on all of train of {cand.formula} rejected: {result.get('reason')}")
 
+    def _score_folds(self) -> None:
+        """Score the finalists (the ``refine_top`` best and the front within reach of the winner rule)
+        on the extrapolation folds beyond the first (:mod:`.folds`; fold 1 is the validation cut they
+        were refined on), with the fitter's effort cut to :data:`~.folds.FOLD_FIT_EFFORT`."""
+        if len(self.folds) < 2:
+            return
+        archive = self.state.archive
+        front = archive.front()
+        bar = max(2 * self.best_error(), winner_threshold(front, self.settings.selection_tolerance))
+        finalists = archive.best(self.settings.refine_top) + [c for c in front if c.val_error <= bar]
+        keys = [k for k in dict.fromkeys(c.key for c in finalists) if archive.get(k).fold_errors is None]
+        jobs = []
+        for key in keys:
+            payload = self._thorough_payload(archive.get(key).formula)
+            payload = dataclasses.replace(payload, fit_options=dataclasses.replace(payload.fit_options,
+                                                                                  **FOLD_FIT_EFFORT))
+            jobs += [([archive.get(key).formula],
+                      dataclasses.replace(payload, X_fit=fit.X, Y_fit=fit.Y, groups_fit=fit.groups,
+                                          X_val=held.X, Y_val=held.Y, groups_val=held.groups))
+                     for fit, held in self.folds[1:]]
+        self.log(f"scoring {len(keys)} finalists on {len(self.folds) - 1} more extrapolation folds")
+        results = iter(self._run_jobs(jobs))
+        for key in keys:
+            cand = archive.get(key)
+            errors = [next(results).get("val_error", math.inf) for _ in self.folds[1:]]
+            cand.fold_errors = [cand.val_error, *errors]
+
     def get_executor(self) -> Executor:
         """The run's executor (made on first use)."""
         if self.executor is None:
@@ -492,7 +524,17 @@ class Discovery:
                 self.log(f"{proposer.name}: close failed: {exc}")
 
     def winner(self) -> Candidate:
-        """The Pareto-front law chosen by :func:`select_winner`."""
+        """The finalist chosen on the extrapolation folds (:func:`~.folds.fold_winner`), else (a single
+        fold, or none scored) the Pareto-front law chosen by :func:`select_winner`; the choice is
+        described in ``self.selection``."""
+        by_folds = fold_winner(list(self.state.archive.candidates.values()))
+        if by_folds is not None:
+            chosen, self.selection = by_folds
+            self.selection["folds"] = [{"fit_rows": len(fit), "held_out_rows": len(held)} for fit, held in self.folds]
+            return chosen
+        self.selection = {"rule": "one-standard-error: simplest Pareto law with validation NMSE <= best + its "
+                                  "standard error (or within selection_tolerance, relative)",
+                          "tolerance": self.settings.selection_tolerance}
         chosen = select_winner(self.state.archive.front(), self.settings.selection_tolerance)
         if chosen is None:
             raise LawsearchError("no law was fitted successfully")

@@ -95,13 +95,15 @@ def test_fold_winner_records_the_choice():
 
 
 def test_a_run_ranks_its_finalists_on_the_folds(tmp_path):
-    task = synthetic_task(rows=80)
+    human = {"name": "params alone", "formula": "E + A/params**alpha"}  # far from the best: no finalist by error
+    task = synthetic_task(rows=80, human_laws=[human])
     result = discover(task, SearchSettings(seed=0, proposers=("library",), **FAST), out=tmp_path / "run")
     selection = result.law_json["selection"]
     assert len(selection["folds"]) == 3 and selection["folds"][0]["held_out_rows"] > 0
     finalists = selection["finalists"]
     assert finalists[0]["formula"] == result.formula
     assert all(len(f["fold_errors"]) == 3 for f in finalists)
+    assert task.parse_law(human["formula"]).text in [f["formula"] for f in finalists]  # seeded: always a finalist
     assert result.law_json["law"]["metrics"]["test"]["r2"] > 0.9
     saved = json.loads((tmp_path / "run" / "checkpoint.json").read_text())  # fold errors survive a resume
     assert sorted(len(c["fold_errors"]) for c in saved["archive"] if c.get("fold_errors")) == [3] * len(finalists)

@@ -480,8 +480,8 @@ class Discovery:
                 self.log(f"fit on all of train of {cand.formula} rejected: {result.get('reason')}")
 
     def _score_folds(self) -> None:
-        """Score the finalists (the ``refine_top`` best and the front within reach of the winner rule)
-        on the extrapolation folds beyond the first (:mod:`.folds`; fold 1 is the validation cut they
+        """Score the finalists (the ``refine_top`` best, the front within reach of the winner rule and
+        the human laws the search was seeded with) on the extrapolation folds beyond the first (:mod:`.folds`; fold 1 is the validation cut they
         were refined on), with the fitter's effort cut to :data:`~.folds.FOLD_FIT_EFFORT`."""
         if len(self.folds) < 2:
             return
@@ -489,6 +489,9 @@ class Discovery:
         front = archive.front()
         bar = max(2 * self.best_error(), winner_threshold(front, self.settings.selection_tolerance))
         finalists = archive.best(self.settings.refine_top) + [c for c in front if c.val_error <= bar]
+        if self.settings.seed_human_laws:
+            human = (self.task.parse_law(h.formula).canonical for h in self.task.human_laws)
+            finalists += [archive.get(k) for k in human if k in archive and archive.get(k).ok]
         keys = [k for k in dict.fromkeys(c.key for c in finalists) if archive.get(k).fold_errors is None]
         jobs = []
         for key in keys:

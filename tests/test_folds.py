@@ -97,7 +97,7 @@ def test_fold_winner_records_the_choice():
 def test_a_run_ranks_its_finalists_on_the_folds(tmp_path):
     human = {"name": "params alone", "formula": "E + A/params**alpha"}  # far from the best: no finalist by error
     task = synthetic_task(rows=80, human_laws=[human])
-    result = discover(task, SearchSettings(seed=0, proposers=("library",), **FAST), out=tmp_path / "run")
+    result = discover(task, SearchSettings(seed=0, proposers=("library",), folds=3, **FAST), out=tmp_path / "run")
     selection = result.law_json["selection"]
     assert len(selection["folds"]) == 3 and selection["folds"][0]["held_out_rows"] > 0
     finalists = selection["finalists"]
@@ -109,6 +109,6 @@ def test_a_run_ranks_its_finalists_on_the_folds(tmp_path):
     assert sorted(len(c["fold_errors"]) for c in saved["archive"] if c.get("fold_errors")) == [3] * len(finalists)
     library = result.law_json["proposers"]["library"]  # what the proposer contributed
     assert library["finalists"] == len(finalists) and 1 <= library["on_front"] <= library["ok"] <= library["proposed"]
-    single = Discovery(task, SearchSettings(seed=0, folds=1, **FAST), tmp_path / "single")
+    single = Discovery(task, SearchSettings(seed=0, **FAST), tmp_path / "single")  # the default: one cut
     assert len(single.folds) == 1
     single.close()

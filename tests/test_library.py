@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import sympy
 
+from lawsearch.fit import FitOptions, fit_law
 from lawsearch.formula import Law
 from lawsearch.proposers.base import Proposer, ScoredLaw, SearchContext
 from lawsearch.proposers.library import FAMILIES, Columns, LibraryProposer, ParameterNames
@@ -195,3 +196,63 @@ def test_parameter_names_avoid_inputs_and_functions():
     first = Law.parse(LibraryProposer().propose(context, 1)[0].formula, context.inputs)
     assert first.variables == ("E", "A") and first.n_parameters == 5
     assert all(isinstance(s, sympy.Symbol) for s in first.expr.free_symbols)
+
+
+def _recovers(formula: str, truth: dict[str, float], inputs: tuple[str, ...], X: np.ndarray, family: str,
+              noise: float = 0.002, rtol: float = 0.1, options: FitOptions | None = None,
+              same: dict[str, float] | None = None) -> None:
+    """The library proposes ``formula`` (up to renaming) as a law of ``family``, and fitting it to noisy
+    data drawn from ``truth`` recovers every coefficient within ``rtol`` (or those of ``same``, the
+    same law with its terms' labels swapped)."""
+    law = Law.parse(formula, inputs)
+    clean = law.evaluate(X, [truth[p] for p in law.parameters])
+    Y = clean * (1 + noise * np.random.default_rng(7).standard_normal(len(X)))
+    proposals = walk(LibraryProposer(), make_context(inputs, X, Y=Y))
+    assert any(p.note == family and same_up_to_renaming(Law.parse(p.formula, inputs), law) for p in proposals), formula
+    fit = fit_law(law, X, Y[:, None], np.array(["all"] * len(X)), ("loss",),
+                  options or FitOptions(n_starts=64, n_local=6), seed=0)
+    fitted = fit.fits[0].as_dict(law)
+    matches = [all(fitted[name] == pytest.approx(value, rel=rtol) for name, value in t.items())
+               for t in (truth, same or truth)]
+    assert any(matches), fitted
+
+
+def test_moving_valley_recovers_an_optimum_that_moves_with_size():
+    rng = _rng()
+    params = np.exp(rng.uniform(16, 23, 60))
+    lr = np.exp(rng.uniform(-10, -3, 60))
+    truth = {"E": 2.0, "A": 0.05, "z0": 0.5, "alpha": -0.35, "B": 30.0, "beta": 0.2}
+    _recovers("E + B/params**beta + A*(log(lr) - z0 - alpha*log(params))**2", truth, ("lr", "params"),
+              np.column_stack([lr, params]), "moving_valley", rtol=0.15)
+
+
+def test_power_interaction_recovers_a_saturating_count_and_a_log_log_term():
+    rng = _rng()
+    params = np.exp(rng.uniform(16, 22, 150))
+    experts = 2.0 ** rng.integers(0, 10, 150)
+    truth = {"E": 1.5, "A": 40.0, "alpha": 0.2, "beta": 0.15, "gamma": 0.004, "K": 40.0}
+    saturated = "log(experts/(1 + experts/K))"
+    _recovers(f"E + A*exp(-alpha*log(params) - beta*{saturated} + gamma*log(params)*{saturated})", truth,
+              ("params", "experts"), np.column_stack([params, experts]), "power_interaction", noise=0.0005, rtol=0.15,
+              options=FitOptions())
+
+
+@pytest.mark.parametrize("formula, truth, same", [
+    ("(A + B*log(x))/(1 + C*log(x))", {"A": 3.0, "B": -0.2, "C": 0.05}, None),
+    ("E + A*exp(alpha*log(x)) + B*exp(-beta*log(x))", {"E": 1.0, "A": 0.01, "alpha": 0.5, "B": 2.0, "beta": 0.4},
+     {"E": 1.0, "A": 2.0, "alpha": -0.4, "B": 0.01, "beta": -0.5}),
+])
+def test_log_shapes_recover_rational_and_u_shaped_laws(formula, truth, same):
+    x = np.geomspace(1.0, 1e4, 60)
+    _recovers(formula, truth, ("x",), x[:, None], "log_shapes", same=same)
+
+
+def test_effective_repeats_recover_diminishing_returns_of_repeated_data():
+    rng = _rng()
+    params = np.exp(rng.uniform(17, 21, 150))
+    unique = np.exp(rng.uniform(19, 22, 150))
+    tokens = unique * np.exp(rng.uniform(0, 4, 150))  # up to ~55 epochs
+    truth = {"E": 1.8, "A": 400.0, "alpha": 0.34, "B": 400.0, "beta": 0.28, "R": 8.0}
+    _recovers("E + A/params**alpha + B/(R*unique*(1 - exp(-tokens/(R*unique))))**beta", truth,
+              ("params", "tokens", "unique"), np.column_stack([params, tokens, unique]), "effective_repeats",
+              noise=0.001, rtol=0.15)

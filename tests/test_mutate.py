@@ -190,3 +190,17 @@ def test_empty_archive_and_bad_settings():
     assert MutationProposer(["crossover"]).propose(make_context(PARENTS[:1]), 5) == []
     with pytest.raises(ProposerError, match="unknown mutation"):
         MutationProposer(["teleport"])
+
+
+def test_vary_parameter_moves_a_valley_optimum_and_an_exponent_with_another_input():
+    """A fixed valley in log lr gets an optimum that moves as a power law of params (z0 → z0 + γ·log params),
+    and an exponent gets a log-log interaction (α → α + γ·log tokens), one mutation away."""
+    inputs = ("lr", "params")
+    X = np.column_stack([np.exp(np.linspace(-9, -3, 40)), np.exp(np.linspace(16, 23, 40))])
+    moving = Law.parse("E + A*(log(lr) - z0 - gamma*log(params))**2", inputs)
+    children = MutationProposer(["vary_parameter"]).propose(
+        make_context(["E + A*(log(lr) - z0)**2"], inputs=inputs, X=X), 12)
+    assert any(same_up_to_renaming(Law.parse(p.formula, inputs), moving) for p in children)
+    interaction = Law.parse("E + A*params**(-alpha - gamma*log(tokens))", INPUTS)
+    children = MutationProposer(["vary_parameter"]).propose(make_context(["E + A*params**(-alpha)"]), 12)
+    assert any(same_up_to_renaming(Law.parse(p.formula, INPUTS), interaction) for p in children)

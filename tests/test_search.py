@@ -206,6 +206,7 @@ search_starts: 8
 search_local: 2
 bootstrap: 10
 workers: 1
+time_limit: 900  # the generations bound the run, not a loaded machine's clock
 """
 
 

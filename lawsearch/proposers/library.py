@@ -325,6 +325,89 @@ def proportions(c: Columns) -> Iterator[sympy.Expr]:
     yield p.new("E") + sympy.Add(*(p.coefficient() * c.x(n) + p.coefficient() * c.x(n) ** 2 for n in c.unit))
 
 
+def _valley(c: Columns, p: ParameterNames, name: str, movers: Iterable[str]) -> sympy.Expr:
+    """A·(z − z0 − Σ γ_j·log y_j)²: a quadratic valley in one input's natural axis whose optimum
+    exp(z0)·Π y_j^γ_j is a power law of the ``movers``."""
+    optimum = p.new("z0") + sympy.Add(*(p.exponent() * sympy.log(c.x(m)) for m in movers))
+    return p.coefficient() * (c.z(name) - optimum) ** 2
+
+
+def moving_valley(c: Columns) -> Iterator[sympy.Expr]:
+    """Quadratic valleys in log x whose optimum moves as a power law of other inputs (the optimal
+    learning rate or batch size of a model and data size): E + Σ A_i·y_i^(−α_i) + B·(log x − log x*)²,
+    log x* = z0 + Σ γ_j·log y_j, the optimum moving with all others or with one; without the power
+    terms; and two such valleys whose optima move with the remaining inputs."""
+    for n in c.inputs:
+        others = _rest(c, n)
+        for movers in ([others] if len(others) > 1 else []) + [(m,) for m in others]:
+            for with_power in (True, False):
+                p = c.names()
+                powers = _power_sum(c, p, others) if with_power else 0
+                yield p.new("E") + powers + _valley(c, p, n, movers)
+    for a, b in combinations(c.inputs, 2):
+        movers = _rest(c, a, b)
+        if movers:
+            p = c.names()
+            yield p.new("E") + _power_sum(c, p, movers) + _valley(c, p, a, movers) + _valley(c, p, b, movers)
+
+
+def _saturating(c: Columns, p: ParameterNames, name: str) -> sympy.Expr:
+    """x/(1 + x/K): a count whose returns saturate at K (experts, parallel copies)."""
+    x = c.x(name)
+    return x / (1 + x / p.new("K"))
+
+
+def power_interaction(c: Columns) -> Iterator[sympy.Expr]:
+    """Products of power laws with a log-log interaction, E + A·exp(−α·log x − β·log y + γ·log x·log y)
+    (the exponent of x moves with log y), and the same with a saturating count y/(1 + y/K) for y
+    (Clark et al.'s mixture-of-experts law), also without the floor for positive targets."""
+    for a, b in permutations(c.positive, 2):
+        for saturate in (False, True):
+            if not saturate and a > b:  # without saturation the pair is symmetric
+                continue
+            p = c.names()
+            E, A, alpha, beta, gamma = p.new("E"), p.coefficient(), p.exponent(), p.exponent(), p.exponent()
+            za = sympy.log(c.x(a))
+            zb = sympy.log(_saturating(c, p, b)) if saturate else sympy.log(c.x(b))
+            exponent = -alpha * za - beta * zb + gamma * za * zb
+            yield E + A * sympy.exp(exponent)
+            if c.positive_target:
+                yield sympy.exp(p.new("C") + exponent)
+
+
+def log_shapes(c: Columns) -> Iterator[sympy.Expr]:
+    """Shapes of one input's natural axis z (log x where x > 0): rational functions (A + B·z)/(1 + C·z)
+    and (A + B·z + D·z²)/(1 + C·z), and asymmetric U-shapes E + A·exp(α·z) + B·exp(−β·z) (x^α and
+    x^(−β) walls), alone and beside the other inputs' power terms."""
+    for n in c.inputs:
+        z = c.z(n)
+        p = c.names()
+        yield (p.coefficient() + p.coefficient() * z) / (1 + p.new("C") * z)
+        p = c.names()
+        yield p.new("E") + p.coefficient() * sympy.exp(p.exponent() * z) + p.coefficient() * sympy.exp(-p.exponent() * z)
+        p = c.names()
+        A, B, D = p.coefficient(), p.coefficient(), p.new("D")
+        yield (A + B * z + D * z**2) / (1 + p.new("C") * z)
+        others = _rest(c, n)
+        if others:
+            p = c.names()
+            ushape = p.coefficient() * sympy.exp(p.exponent() * z) + p.coefficient() * sympy.exp(-p.exponent() * z)
+            yield p.new("E") + _power_sum(c, p, others) + ushape
+
+
+def effective_repeats(c: Columns) -> Iterator[sympy.Expr]:
+    """A quantity x whose returns diminish with repeats of a unique amount u, inside a power law beside
+    the others' power terms: x_eff = R·u·(1 − exp(−x/(R·u))) (x_eff ≈ x while x ≪ R·u, at most R·u:
+    each repeat is worth less) and the hyperbolic x/(1 + x/(R·u))."""
+    for a, u in permutations(c.positive, 2):
+        x, unique = c.x(a), c.x(u)
+        p = c.names()
+        R = p.new("R")
+        yield _with_others(c, p, (a, u), R * unique * (1 - sympy.exp(-x / (R * unique))))
+        p = c.names()
+        yield _with_others(c, p, (a, u), x / (1 + x / (p.new("R") * unique)))
+
+
 FAMILIES: tuple[tuple[str, Family], ...] = (
     ("saturating_power", saturating_power),
     ("log_linear", log_linear),
@@ -339,6 +422,10 @@ FAMILIES: tuple[tuple[str, Family], ...] = (
     ("ratio", ratio),
     ("sigmoid", sigmoid),
     ("proportions", proportions),
+    ("moving_valley", moving_valley),
+    ("power_interaction", power_interaction),
+    ("log_shapes", log_shapes),
+    ("effective_repeats", effective_repeats),
 )
 
 
@@ -357,6 +444,8 @@ def library_forms(columns: Columns, max_parameters: int | None = None) -> list[t
         if expr is None:
             continue
         streams.append((name, stream))
+        if len(expr.free_symbols - columns.symbols) > cap:  # too many parameters: skip the round trip
+            continue
         law = round_trip(expr, columns.inputs)
         if law is not None and law.n_parameters <= cap and law.expr not in seen:
             seen.add(law.expr)

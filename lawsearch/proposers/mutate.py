@@ -350,6 +350,22 @@ def drop_parameter(e: _Edit) -> sympy.Expr | None:
     return smallest if smallest is not None and _size(smallest) < _size(e.expr) else None
 
 
+def vary_parameter(e: _Edit) -> sympy.Expr | None:
+    """Let a parameter move with another input: p → p + γ·log y (γ·y where y may be ≤ 0).
+
+    An exponent that moves with log y is a log-log interaction (x^(−α−γ·log y)); the location of a
+    valley that does is an optimum moving as a power law of y; a floor or scale that does, a trend.
+    y is an input the law does not use yet, where there is one (else any input).
+    """
+    params = sorted(e.expr.free_symbols - e.columns.symbols, key=lambda s: s.name)
+    if not params:
+        return None
+    p = e.pick(params)
+    used = {s.name for s in e.expr.free_symbols & e.columns.symbols}
+    others = [n for n in e.columns.inputs if n not in used] or list(e.columns.inputs)
+    return e.expr.xreplace({p: p + e.names.exponent() * e.columns.z(e.pick(others))})
+
+
 def crossover(e: _Edit, donor: sympy.Expr) -> sympy.Expr:
     """Combine two laws: add one of the donor's terms, or put it in place of one of ours.
 
@@ -374,6 +390,7 @@ MUTATIONS: dict[str, Mutation] = {
     "substitute_variable": substitute_variable,
     "free_constant": free_constant,
     "drop_parameter": drop_parameter,
+    "vary_parameter": vary_parameter,
 }
 
 

@@ -359,7 +359,9 @@ def _summary(report: Report) -> list[tuple[str, str]]:
     ]
     selection = data.get("selection")
     if selection:
-        items.append(("selection", f"{selection.get('rule')} (tolerance {selection.get('tolerance')})"))
+        detail = (f"penalty {selection['penalty']:g} per parameter" if "penalty" in selection
+                  else f"tolerance {selection.get('tolerance')}")
+        items.append(("selection", f"{selection.get('rule')} ({detail})"))
     ci = data.get("ci")
     if ci:
         done, asked = ci.get("n_boot"), ci.get("n_requested", ci.get("n_boot"))

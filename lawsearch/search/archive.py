@@ -23,6 +23,7 @@ class Candidate:
     parents: list[str] = field(default_factory=list)
     val_se: float = 0.0  # standard error of val_error over validation rows
     refined: bool = False  # scored again with the full fitter before the winner was chosen
+    fold_errors: list[float] | None = None  # NMSE on each extrapolation fold (search/folds.py), finalists only
 
     @property
     def ok(self) -> bool:
@@ -32,6 +33,8 @@ class Candidate:
         data = asdict(self)
         data["val_error"] = self.val_error if self.ok else None
         data["val_se"] = self.val_se if math.isfinite(self.val_se) else None
+        if self.fold_errors is not None:
+            data["fold_errors"] = [e if math.isfinite(e) else None for e in self.fold_errors]
         return data
 
     @classmethod
@@ -39,6 +42,8 @@ class Candidate:
         data = dict(data)
         data["val_error"] = math.inf if data.get("val_error") is None else float(data["val_error"])
         data["val_se"] = math.inf if data.get("val_se") is None else float(data["val_se"])
+        if data.get("fold_errors") is not None:
+            data["fold_errors"] = [math.inf if e is None else float(e) for e in data["fold_errors"]]
         return cls(**data)
 
 

@@ -40,6 +40,7 @@ from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadl
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
 from .evaluation import EvalPayload, evaluate_batch
 from .executors import WorkerCrash, make_executor
+from .folds import FOLD_FIT_EFFORT, extrapolation_folds, fold_winner
 from .rundir import claim_run_dir
 from .settings import SearchSettings
 
@@ -117,6 +118,8 @@ class Discovery:
         self.search_train, self.validation = (cap_rows(rows, SEARCH_MAX_ROWS, settings.seed)
                                               for rows in task.validation_split(self.validation_fraction,
                                                                                 seed=settings.seed))
+        self.folds = extrapolation_folds(task, self.validation_fraction, settings.folds, seed=settings.seed)
+        self.selection: dict[str, Any] = {}
         self.payload = self._payload()
         built = build_proposers(settings.proposers, {"operon": settings.operon, "pysr": settings.pysr,
                                                      "llm": {**settings.llm, "cli": settings.llm_cli}})
@@ -140,7 +143,8 @@ class Discovery:
                       f"{', '.join(p.name for p in self.proposers)}")
         auto = " ('auto': the test split's share of the rows)" if settings.validation_fraction == "auto" else ""
         self.log(f"validation: {len(self.validation)} of {len(task.train)} train rows, "
-                 f"share {self.validation_fraction:.3g}{auto}")
+                 f"share {self.validation_fraction:.3g}{auto}; {len(self.folds)} nested extrapolation fold(s) "
+                 "rank the finalists")
         if not self.proposers:
             raise LawsearchError("no proposer is available for this run")
         self._elapsed_before = self.state.elapsed
@@ -558,6 +562,7 @@ class Discovery:
                 break
             self._refine(refits, checks, deadline)
             checked.update(checks)
+        self._score_folds()
         self.state.elapsed = self.elapsed
         save_checkpoint(self.run_dir, self.state)
 
@@ -592,6 +597,36 @@ class Discovery:
                 cand.val_error, cand.val_se = math.inf, math.inf
                 self.log(f"fit on all of train of {cand.formula} rejected: {result.get('reason')}")
 
+    def _score_folds(self) -> None:
+        """Score the finalists (the ``refine_top`` best, the front within reach of the winner rule and
+        the human laws the search was seeded with) on the extrapolation folds beyond the first (:mod:`.folds`; fold 1 is the validation cut they
+        were refined on), with the fitter's effort cut to :data:`~.folds.FOLD_FIT_EFFORT`."""
+        if len(self.folds) < 2:
+            return
+        archive = self.state.archive
+        front = archive.front()
+        bar = max(2 * self.best_error(), winner_threshold(front, self.settings.selection_tolerance))
+        finalists = archive.best(self.settings.refine_top) + [c for c in front if c.val_error <= bar]
+        if self.settings.seed_human_laws:
+            human = (self.task.parse_law(h.formula).canonical for h in self.task.human_laws)
+            finalists += [archive.get(k) for k in human if k in archive and archive.get(k).ok]
+        keys = [k for k in dict.fromkeys(c.key for c in finalists) if archive.get(k).fold_errors is None]
+        jobs = []
+        for key in keys:
+            payload = self._thorough_payload(archive.get(key).formula)
+            payload = dataclasses.replace(payload, fit_options=dataclasses.replace(payload.fit_options,
+                                                                                  **FOLD_FIT_EFFORT))
+            jobs += [([archive.get(key).formula],
+                      dataclasses.replace(payload, X_fit=fit.X, Y_fit=fit.Y, groups_fit=fit.groups,
+                                          X_val=held.X, Y_val=held.Y, groups_val=held.groups))
+                     for fit, held in self.folds[1:]]
+        self.log(f"scoring {len(keys)} finalists on {len(self.folds) - 1} more extrapolation folds")
+        results = iter(self._run_jobs(jobs))
+        for key in keys:
+            cand = archive.get(key)
+            errors = [next(results).get("val_error", math.inf) for _ in self.folds[1:]]
+            cand.fold_errors = [cand.val_error, *errors]
+
     def get_executor(self) -> Executor:
         """The run's executor (made on first use)."""
         if self.executor is None:
@@ -611,7 +646,17 @@ class Discovery:
         self._lock.release()
 
     def winner(self) -> Candidate:
-        """The Pareto-front law chosen by :func:`select_winner`."""
+        """The finalist chosen on the extrapolation folds (:func:`~.folds.fold_winner`), else (a single
+        fold, or none scored) the Pareto-front law chosen by :func:`select_winner`; the choice is
+        described in ``self.selection``."""
+        by_folds = fold_winner(list(self.state.archive.candidates.values()))
+        if by_folds is not None:
+            chosen, self.selection = by_folds
+            self.selection["folds"] = [{"fit_rows": len(fit), "held_out_rows": len(held)} for fit, held in self.folds]
+            return chosen
+        self.selection = {"rule": "one-standard-error: simplest Pareto law with validation NMSE <= best + its "
+                                  "standard error (or within selection_tolerance, relative)",
+                          "tolerance": self.settings.selection_tolerance}
         chosen = select_winner(self.state.archive.front(), self.settings.selection_tolerance)
         if chosen is None:
             raise LawsearchError("no law was fitted successfully")

@@ -97,6 +97,21 @@ def readable_evaluation(task: Task, evaluation: Evaluation) -> Evaluation:
     return dataclasses.replace(evaluation, law=fit.law, fit=fit)
 
 
+def _contributions(search: Discovery) -> dict[str, dict[str, Any]]:
+    """What each proposer contributed: its counts (``proposed``; ``ok``: accepted, i.e. fitted and
+    scored; ``improving``: lowered the best validation error when scored; the failures by kind), the
+    laws of the final Pareto front it proposed (``on_front``) and of the finalists ranked on the
+    folds (``finalists``), and its own run summary where it keeps one."""
+    archive = search.state.archive.candidates.values()
+    front = search.state.archive.front()
+    out = {}
+    for name, stats in search.state.proposer_stats.items():
+        out[name] = {**stats, "on_front": sum(c.source == name for c in front),
+                     "finalists": sum(c.source == name and c.fold_errors is not None for c in archive),
+                     **_summary(search, name)}
+    return out
+
+
 def write_outputs(search: Discovery) -> dict[str, Any]:
     """Refit the winner on all of train, score it on test once, and write the run's files.
 
@@ -149,12 +164,10 @@ def write_outputs(search: Discovery) -> dict[str, Any]:
         "evaluations": state.evaluations,
         "proposals": state.proposals,
         "wall_time_s": round(search.elapsed, 3),
-        "proposers": {name: {**stats, **_summary(search, name)} for name, stats in state.proposer_stats.items()},
+        "proposers": _contributions(search),
         "notes": search.notes,
         "engines": engine_versions(),
-        "selection": {"rule": "one-standard-error: simplest Pareto law with validation NMSE <= best + its "
-                              "standard error (or within selection_tolerance, relative)",
-                      "tolerance": settings.selection_tolerance},
+        "selection": search.selection,
     })
     run_dir = search.run_dir
     write_json_atomic(run_dir / "law.json", law_json)

@@ -52,6 +52,8 @@ class SearchSettings(BaseModel):
     selection_tolerance: float = Field(
         0.0, ge=0, description="winner: simplest Pareto law within best + max(standard error, this relative margin)"
     )
+    folds: int = Field(1, ge=1, description="nested extrapolation folds of train that rank the finalists (1: the "
+                                             "validation cut alone, with the one-standard-error rule)")
     max_parameters: int | None = Field(None, ge=1, description="overrides the task's limits.max_parameters")
     max_complexity: int = Field(200, ge=3, description="largest expression-tree size a law may have")
     search_starts: int = Field(24, ge=1, description="fitter multi-start candidates during the search")

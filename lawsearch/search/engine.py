@@ -30,7 +30,6 @@ import numpy as np
 from ..errors import CheckpointError, EngineUnavailable, LawsearchError
 from ..evaluate import jsonable
 from ..fit import FitOptions
-from ..formula import Law
 from ..io import append_jsonl, writing
 from ..proposers.base import Proposal, Proposer, ScoredLaw, SearchContext
 from ..proposers.registry import brief_reason, build_proposers

@@ -307,13 +307,14 @@ def test_bad_options_and_shapes_are_rejected():
 
 
 # ---------------------------------------------------------------------- determinism
-def test_same_seed_gives_identical_parameters_and_the_seed_matters():
+def test_same_seed_gives_identical_parameters_and_another_seed_the_same_optimum():
     X, y = chinchilla_data(7, noise=0.01)
     a = fit_group(CHINCHILLA_LAW, X, y, seed=11)
     b = fit_group(CHINCHILLA_LAW, X, y, seed=11)
     c = fit_group(CHINCHILLA_LAW, X, y, seed=12)
     assert np.array_equal(a.theta, b.theta) and a.loss == b.loss
-    assert not np.array_equal(a.theta, c.theta)  # the seed drives the random starts
+    # The seed drives the random starts, yet a well-posed law's fit ends at one optimum.
+    assert c.loss == pytest.approx(a.loss, rel=1e-6)
 
 
 def test_group_seeds_do_not_depend_on_hash_randomization():

@@ -561,7 +561,7 @@ class Discovery:
                 break
             self._refine(refits, checks, deadline)
             checked.update(checks)
-        self._score_folds()
+        self._score_folds(deadline)
         self.state.elapsed = self.elapsed
         save_checkpoint(self.run_dir, self.state)
 
@@ -596,10 +596,11 @@ class Discovery:
                 cand.val_error, cand.val_se = math.inf, math.inf
                 self.log(f"fit on all of train of {cand.formula} rejected: {result.get('reason')}")
 
-    def _score_folds(self) -> None:
+    def _score_folds(self, deadline: float) -> None:
         """Score the finalists (the ``refine_top`` best, the front within reach of the winner rule and
-        the human laws the search was seeded with) on the extrapolation folds beyond the first (:mod:`.folds`; fold 1 is the validation cut they
-        were refined on), with the fitter's effort cut to :data:`~.folds.FOLD_FIT_EFFORT`."""
+        the human laws the search was seeded with) on the extrapolation folds beyond the first
+        (:mod:`.folds`; fold 1 is the validation cut they were refined on), with the fitter's effort
+        cut to :data:`~.folds.FOLD_FIT_EFFORT`, stopping at ``deadline``."""
         if len(self.folds) < 2:
             return
         archive = self.state.archive
@@ -612,7 +613,7 @@ class Discovery:
         keys = [k for k in dict.fromkeys(c.key for c in finalists) if archive.get(k).fold_errors is None]
         jobs = []
         for key in keys:
-            payload = self._thorough_payload(archive.get(key).formula)
+            payload = self._thorough_payload(archive.get(key).formula, deadline=deadline)
             payload = dataclasses.replace(payload, fit_options=dataclasses.replace(payload.fit_options,
                                                                                   **FOLD_FIT_EFFORT))
             jobs += [([archive.get(key).formula],

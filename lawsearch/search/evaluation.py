@@ -117,7 +117,9 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     if not law.variables:
         return {**info, "status": "rejected", "reason": "uses no input"}
     if payload.max_parameters is not None and law.n_parameters > payload.max_parameters:
-        identifiable = identifiable_count(law, payload.X_fit)  # only these count against the limit
+        # only identifiable parameters count against the limit (a 'self' law is counted whole: the
+        # rank check evaluates the law on the inputs, which do not hold the paired column)
+        identifiable = law.n_parameters if law.uses_self else identifiable_count(law, payload.X_fit)
         if identifiable > payload.max_parameters:
             return {**info, "status": "rejected",
                     "reason": f"{identifiable} parameters > limit {payload.max_parameters}"}
@@ -135,7 +137,7 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
                       payload.fit_options, seed=payload.seed)
         if any(OUT_OF_TIME in f.message for f in fit.fits):
             return {**info, "status": "timeout", "reason": "the time limit cut its fit short"}
-        fit, dropped = _identifiable(fit, payload)
+        fit, dropped = (fit, []) if law.uses_self else _identifiable(fit, payload)
         if fit is None:
             return {**info, "status": "rejected",
                     "reason": "not identifiable: some parameters act only together, and none could be fixed"}

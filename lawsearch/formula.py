@@ -500,18 +500,23 @@ class Law:
             out = np.asarray(self.function(X, theta), dtype=float)
         return np.broadcast_to(out, (X.shape[0],)).copy()
 
-    def gradient(self, X: np.ndarray, theta: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Jacobian (n, n_parameters) of the predictions with respect to the parameters."""
+    def gradient_functions(self) -> list[NumpyFunction]:
+        """``df/dp(X, theta)`` for each parameter p, in order (compiled once)."""
         if "gradient" not in self._cache:
             index = self._index()
             self._cache["gradient"] = [
                 _compile(sympy.diff(self.expr, self.symbol(p)), index) for p in self.parameters
             ]
+        return self._cache["gradient"]
+
+    def gradient(self, X: np.ndarray, theta: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Jacobian (n, n_parameters) of the predictions with respect to the parameters."""
+        functions = self.gradient_functions()
         X = np.asarray(X, dtype=float)
         theta = np.asarray(theta, dtype=float)
         n = X.shape[0]
         with np.errstate(all="ignore"):
-            cols = [np.broadcast_to(np.asarray(g(X, theta), dtype=float), (n,)) for g in self._cache["gradient"]]
+            cols = [np.broadcast_to(np.asarray(g(X, theta), dtype=float), (n,)) for g in functions]
         return np.column_stack(cols) if cols else np.zeros((n, 0))
 
     def linear_split(self) -> LinearSplit:

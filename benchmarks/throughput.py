@@ -1,18 +1,29 @@
-"""Evaluations per second of the search's fitting with 1 and 2 worker processes, and the latency
-of one thorough fit and of one mutation.
+"""Laws per second of the search's fitting, old code beside new, and the latency of one thorough
+fit and of one mutation.
 
-    python benchmarks/throughput.py [--laws 200] [--workers 1 2]
+    python benchmarks/throughput.py [--task demo] [--laws 200] [--workers 1] [--compare main]
 
-Scores the same fixed set of laws (the library's forms plus seeded mutations of them on
-tasks/demo.yaml) through the executor the search uses, and prints laws/s for each worker
-count; then the median time of a default (thorough) fit of Chinchilla's law on 150 rows
-(target: under 0.2 s) and the time per proposal of the mutation proposer (target: under
-0.1 s; typically a few milliseconds). Not a test: measurements to report.
+Scores the same fixed set of laws (the library's forms plus seeded mutations of them on the
+task) through the executor the search uses, with the search's cheap fit options and seed.
+With ``--compare REF`` the laws are scored twice in the same run, each in its own process: by
+the code of git ref REF (exported into a temporary folder with ``git archive``) and by this
+checkout, in turns (``--rounds``), so the machine's load hits both alike.  It prints laws/s of
+each and their ratio, how many laws' validation errors are within 1% of the old ones or
+better (and the worst cases), and each scoring process's peak memory (its max RSS: the
+worker, with one worker).  Then the median time of a default (thorough) fit of Chinchilla's
+law on 150 rows (target: under 0.2 s) and the time per proposal of the mutation proposer
+(target: under 0.1 s).  Not a test: measurements to report.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,13 +41,15 @@ from lawsearch.search.settings import SearchSettings
 from lawsearch.task import load_task
 
 REPO = Path(__file__).resolve().parents[1]
+WITHIN = 0.01  # a new validation error within 1% of the old one (or better) keeps the quality
 
 
 def laws_to_score(task, n: int) -> list[str]:
     """Library forms, then mutations of them, until n distinct formulas."""
     st = task.train
+    limit = min(6, task.max_parameters or 6)
     context = SearchContext(inputs=task.inputs, targets=task.targets, X=st.X, Y=st.Y, groups=st.groups,
-                            rng=np.random.default_rng(0), max_parameters=6)
+                            rng=np.random.default_rng(0), max_parameters=limit)
     formulas = [p.formula for p in LibraryProposer().propose(context, n)]
     context.best = [ScoredLaw(f, 10, 3, 0.1) for f in formulas[:10]]
     mutate = MutationProposer()
@@ -45,31 +58,102 @@ def laws_to_score(task, n: int) -> list[str]:
     return list(dict.fromkeys(formulas))[:n]
 
 
+def score(task_name: str, formulas: list[str], workers: int) -> dict:
+    """Score ``formulas`` with the search's payload through ``workers`` processes: seconds and records."""
+    task = load_task(REPO / "tasks" / f"{task_name}.yaml")
+    with tempfile.TemporaryDirectory() as scratch:
+        payload = Discovery(task, SearchSettings(proposers=("library",)), Path(scratch) / "run").payload
+    batches = [formulas[i:i + 4] for i in range(0, len(formulas), 4)]
+    executor = make_executor(workers)
+    list(executor.map(evaluate_batch, [batches[0]] * workers, [payload] * workers))  # warm up the pool
+    start = time.perf_counter()
+    futures = [executor.submit(evaluate_batch, batch, payload) for batch in batches]
+    results = [r for f in futures for r in f.result()]
+    elapsed = time.perf_counter() - start
+    executor.shutdown()
+    return {"seconds": elapsed, "records": [{k: r.get(k) for k in ("status", "val_error")} for r in results],
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def score_in_process(code: Path, task: str, formulas: list[str], workers: int) -> dict:
+    """:func:`score` in a fresh Python process that imports ``lawsearch`` from ``code``."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(formulas, handle)
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    done = subprocess.run([sys.executable, __file__, "--task", task, "--workers", str(workers),
+                           "--score", handle.name], env=env, check=True, capture_output=True, text=True)
+    os.unlink(handle.name)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def exported(ref: str, into: Path) -> Path:
+    """The package of git ref ``ref``, written under ``into`` (git archive: no worktree, no checkout)."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "lawsearch"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def compare(old: list[dict], new: list[dict]) -> tuple[float, int, list[tuple[int, float, float]]]:
+    """Share of laws whose new validation error is within :data:`WITHIN` of the old one or
+    better, how many are better by more than that, and the (index, old, new) of the worse ones,
+    worst first (a law no longer fitted, or rejected, has error inf)."""
+    worse, better = [], 0
+    for i, (a, b) in enumerate(zip(old, new)):
+        before = a["val_error"] if a["status"] == "ok" else float("inf")
+        after = b["val_error"] if b["status"] == "ok" else float("inf")
+        if after > before * (1 + WITHIN) + 1e-12:
+            worse.append((i, before, after))
+        elif before > after * (1 + WITHIN) + 1e-12:
+            better += 1
+    worse.sort(key=lambda w: -(w[2] / w[1]) if w[1] > 0 else -float("inf"))
+    return 1 - len(worse) / max(len(old), 1), better, worse
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="demo", help="a task of tasks/ (default: demo)")
     parser.add_argument("--laws", type=int, default=200)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1])
+    parser.add_argument("--compare", metavar="REF", help="also score with the code of this git ref (e.g. main)")
+    parser.add_argument("--rounds", type=int, default=1, help="with --compare: old/new turns, times summed")
+    parser.add_argument("--score", help=argparse.SUPPRESS)  # internal: score the formulas of this JSON file
     args = parser.parse_args()
-    task = load_task(REPO / "tasks" / "demo.yaml")
-    import tempfile
-
+    if args.score:
+        print(json.dumps(score(args.task, json.loads(Path(args.score).read_text()), args.workers[0])))
+        return
+    formulas = laws_to_score(load_task(REPO / "tasks" / f"{args.task}.yaml"), args.laws)
     with tempfile.TemporaryDirectory() as scratch:
-        search = Discovery(task, SearchSettings(proposers=("library",)), Path(scratch) / "run")
-        payload = search.payload
-    formulas = laws_to_score(task, args.laws)
-    batches = [formulas[i:i + 4] for i in range(0, len(formulas), 4)]
-    for workers in args.workers:
-        executor = make_executor(workers)
-        list(executor.map(evaluate_batch, [batches[0]] * workers, [payload] * workers))  # warm up the pool
-        start = time.perf_counter()
-        futures = [executor.submit(evaluate_batch, batch, payload) for batch in batches]
-        results = [r for f in futures for r in f.result()]
-        elapsed = time.perf_counter() - start
-        executor.shutdown()
-        ok = sum(r["status"] == "ok" for r in results)
-        print(f"workers={workers}: {len(formulas)} laws ({ok} fitted) in {elapsed:.1f}s = {len(formulas) / elapsed:.2f} laws/s")
+        versions = {"new": REPO}
+        if args.compare:
+            versions = {f"old ({args.compare})": exported(args.compare, Path(scratch)), **versions}
+        for workers in args.workers:
+            runs: dict[str, list[dict]] = {name: [] for name in versions}
+            for _ in range(args.rounds):
+                for name, code in versions.items():
+                    runs[name].append(score_in_process(code, args.task, formulas, workers))
+            report(args.task, len(formulas), workers, runs)
     print(f"thorough fit of Chinchilla's law, 150 rows: median {1000 * fit_latency():.0f} ms (target < 200 ms)")
     print(f"mutation proposer: {1000 * mutation_latency():.1f} ms per proposal (target < 100 ms)")
+
+
+def report(task: str, n: int, workers: int, runs: dict[str, list[dict]]) -> None:
+    """One line per version (laws/s, fitted, peak memory), the ratio and the quality comparison."""
+    rates = {}
+    for name, scored in runs.items():
+        seconds = sum(s["seconds"] for s in scored)
+        rates[name] = n * len(scored) / seconds
+        ok = sum(r["status"] == "ok" for r in scored[0]["records"])
+        memory = max(s["max_rss_mb"] for s in scored)
+        print(f"{task} workers={workers} {name}: {n} laws ({ok} fitted) x {len(scored)} in {seconds:.1f}s = "
+              f"{rates[name]:.2f} laws/s; peak RSS {memory:.0f} MB")
+    if len(runs) == 2:
+        (old_name, old), (_, new) = runs.items()
+        print(f"{task} workers={workers} ratio new/old: {rates['new'] / rates[old_name]:.2f}")
+        share, better, worse = compare(old[0]["records"], new[0]["records"])
+        print(f"{task}: {100 * share:.1f}% of laws within {100 * WITHIN:g}% of the old validation error or better "
+              f"({better} better by more, {len(worse)} worse)")
+        for i, before, after in worse[:8]:
+            print(f"  worse: law {i}: old {before:.4g} new {after:.4g}")
 
 
 def fit_latency(repeats: int = 10) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .formula import Law
 
-__all__ = ["nested_start", "MAX_NEW_PARAMETERS"]
+__all__ = ["nested_start", "nested_starts", "MAX_NEW_PARAMETERS"]
 
 #: Up to this many new parameters every 0/1 assignment is tried; beyond, only all-0 and all-1.
 MAX_NEW_PARAMETERS = 8
@@ -45,3 +45,19 @@ def nested_start(parent: Law, parent_theta: np.ndarray, child: Law, X: np.ndarra
         if np.all(np.abs(pred - target) <= _AGREE * scale):
             return theta.copy()
     return None
+
+
+def nested_starts(parent: Law, fitted: list[tuple[str, str, list[float]]], child: Law, X: np.ndarray,
+                  groups: np.ndarray) -> dict[tuple[str, str], np.ndarray]:
+    """``fit_law``'s ``start`` for ``child`` from its parent's fit (``fitted``: (group, target,
+    parameters) triples on rows ``X`` labelled ``groups``): every (group, target) where the parent
+    is nested in the child (:func:`nested_start`)."""
+    labels = np.asarray(groups).astype(str)
+    starts = {}
+    for group, target, theta in fitted:
+        rows = labels == str(group)
+        if rows.any():
+            start = nested_start(parent.bound(target), np.asarray(theta, dtype=float), child.bound(target), X[rows])
+            if start is not None:
+                starts[(str(group), str(target))] = start
+    return starts

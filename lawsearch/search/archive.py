@@ -24,6 +24,7 @@ class Candidate:
     val_se: float = 0.0  # standard error of val_error over validation rows
     refined: bool = False  # scored again with the full fitter before the winner was chosen
     fold_errors: list[float] | None = None  # NMSE on each extrapolation fold (search/folds.py), finalists only
+    fitted: list | None = None  # (group, target, parameters) of its search fit: where its children start
 
     @property
     def ok(self) -> bool:

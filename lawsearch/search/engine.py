@@ -37,7 +37,7 @@ from ..task import Task
 from .archive import Candidate, select_winner, winner_threshold
 from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at, with_deadline
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
-from .evaluation import EvalPayload, evaluate_batch
+from .evaluation import EvalPayload, ParentFit, evaluate_batch
 from .executors import WorkerCrash, make_executor
 from .folds import FOLD_FIT_EFFORT, extrapolation_folds, fold_winner
 from .rundir import claim_run_dir
@@ -368,7 +368,8 @@ class Discovery:
         cheap = [key for key in pending if key not in thorough]
         deadline = self._fit_deadline()
         payload = dataclasses.replace(self.payload, fit_options=with_deadline(self.payload.fit_options, deadline))
-        outcome = dict(zip(cheap, self._evaluate([pending[k][0] for k in cheap], payload)))
+        outcome = dict(zip(cheap, self._evaluate([pending[k][0] for k in cheap], payload,
+                                                 [self._parent_fit(pending[k][2]) for k in cheap])))
         outcome.update(zip(thorough, self._run_jobs([([pending[k][0]], self._thorough_payload(pending[k][0],
                                                                                               deadline=deadline))
                                                      for k in thorough])))
@@ -379,7 +380,7 @@ class Discovery:
                 continue
             key = record.pop("key")
             result = outcome[key]
-            record.update({k: v for k, v in result.items() if k not in ("key", "formula")})
+            record.update({k: v for k, v in result.items() if k not in ("key", "formula", "fitted")})
             if result["status"] == "timeout":  # not fitted: never archived, so a longer run fits it afresh
                 continue
             formula, island, proposal = pending[key]
@@ -388,7 +389,7 @@ class Discovery:
             cand = Candidate(key=key, formula=formula, complexity=result.get("complexity", 0),
                              n_parameters=result.get("n_parameters", 0), val_error=error,
                              source=proposal.source, generation=g, parents=list(proposal.parents),
-                             val_se=result.get("val_se", math.inf))
+                             val_se=result.get("val_se", math.inf), fitted=result.get("fitted"))
             cand.refined = key in thorough
             state.archive.add(cand)
             state.evaluations += 1
@@ -426,9 +427,20 @@ class Discovery:
         return payload
 
     def _evaluate(self, formulas: list[str], payload: EvalPayload | None = None,
-                  batch_size: int | None = None) -> list[dict[str, Any]]:
+                  parents: list[ParentFit | None] | None = None, batch_size: int | None = None) -> list[dict[str, Any]]:
         size = batch_size or self.settings.batch_size
-        return self._run_jobs([(formulas[i:i + size], payload or self.payload) for i in range(0, len(formulas), size)])
+        parents = parents or [None] * len(formulas)
+        return self._run_jobs([(formulas[i:i + size], payload or self.payload, parents[i:i + size])
+                               for i in range(0, len(formulas), size)])
+
+    def _parent_fit(self, proposal: Proposal) -> ParentFit | None:
+        """The search fit of a proposal's first parent, if it was fitted: a mutation's multi-start
+        starts there where the parent is nested in it (:mod:`lawsearch.nested`)."""
+        try:
+            parent = self.state.archive.candidates.get(self.task.parse_law(proposal.parents[0]).canonical)
+        except (IndexError, LawsearchError):
+            return None
+        return (parent.formula, parent.fitted) if parent is not None and parent.fitted else None
 
     def _run_jobs(self, jobs: list[tuple[list[str], EvalPayload]], step: str | None = None) -> list[dict[str, Any]]:
         """Score each (batch of formulas, payload) job through the executor; results in order.
@@ -443,7 +455,7 @@ class Discovery:
         executor = self.get_executor()
         results: list[dict[str, Any]] = []
         try:
-            futures = [executor.submit(evaluate_batch, batch, payload) for batch, payload in jobs]
+            futures = [executor.submit(evaluate_batch, *job) for job in jobs]
             for done, future in enumerate(futures, start=1):
                 results += future.result()
                 if step is not None:

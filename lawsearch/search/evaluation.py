@@ -17,6 +17,7 @@ from ..errors import LawsearchError
 from ..fit import OUT_OF_TIME, FitOptions, LawFit, fit_law, pinned_parameter
 from ..formula import Law
 from ..identifiability import identifiable_count, reduce_law, redundant_direction
+from ..nested import nested_starts
 
 __all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "TREND_FACTORS"]
 
@@ -107,7 +108,11 @@ def trend_violation(fit: LawFit, payload: EvalPayload) -> str | None:
     return None
 
 
-def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
+#: A parent's fit a candidate's multi-start may begin from: its formula and (group, target, parameters).
+ParentFit = tuple[str, list[tuple[str, str, list[float]]]]
+
+
+def _evaluate_one(formula: str, payload: EvalPayload, parent: ParentFit | None = None) -> dict[str, Any]:
     try:
         law = Law.parse(formula, payload.inputs, payload.targets, pairs=payload.pairs)
     except LawsearchError as exc:
@@ -133,8 +138,11 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     if bad_domain:
         return {**info, "status": "rejected", "reason": f"log/fractional power of non-positive input {bad_domain[0]!r}"}
     try:
+        start = None if parent is None else nested_starts(
+            Law.parse(parent[0], payload.inputs, payload.targets, pairs=payload.pairs), parent[1], law,
+            payload.X_fit, payload.groups_fit)
         fit = fit_law(law, payload.X_fit, payload.Y_fit, payload.groups_fit, payload.targets,
-                      payload.fit_options, seed=payload.seed)
+                      payload.fit_options, seed=payload.seed, start=start)
         if any(OUT_OF_TIME in f.message for f in fit.fits):
             return {**info, "status": "timeout", "reason": "the time limit cut its fit short"}
         fit, dropped = (fit, []) if law.uses_self else _identifiable(fit, payload)
@@ -158,7 +166,8 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
     error, se = validation_error(payload, pred)
     if not np.isfinite(error):
         return {**info, "status": "fit_failed", "reason": "non-finite predictions on validation rows"}
-    return {**info, "status": "ok", "val_error": error, "val_se": se}
+    fitted = [(f.group, f.target, f.theta.tolist()) for f in fit.fits]
+    return {**info, "status": "ok", "val_error": error, "val_se": se, "fitted": fitted}
 
 
 def _identifiable(fit: LawFit, payload: EvalPayload) -> tuple[LawFit | None, list[str]]:
@@ -176,17 +185,21 @@ def _identifiable(fit: LawFit, payload: EvalPayload) -> tuple[LawFit | None, lis
     return fit, dropped
 
 
-def evaluate_batch(formulas: list[str], payload: EvalPayload) -> list[dict[str, Any]]:
+def evaluate_batch(formulas: list[str], payload: EvalPayload,
+                   parents: list[ParentFit | None] | None = None) -> list[dict[str, Any]]:
     """Score each formula; never raises for a bad candidate (the record says what went wrong).
-    Once the fit options' deadline has passed, each formula left gets status ``timeout``."""
+    Once the fit options' deadline has passed, each formula left gets status ``timeout``.
+    ``parents`` gives, per formula, its parent's fit or None: where the parent is nested in the
+    formula, the fit starts from it (:func:`~lawsearch.nested.nested_starts`).  An ok record
+    holds its fitted parameters (``fitted``) for the formula's own children."""
     results = []
-    for formula in formulas:
+    for formula, parent in zip(formulas, parents or [None] * len(formulas)):
         if payload.fit_options.out_of_time():
             results.append({"status": "timeout", "reason": "the time limit came before its fit"})
             continue
         start = time.perf_counter()
         try:
-            record = _evaluate_one(formula, payload)
+            record = _evaluate_one(formula, payload, parent)
         except Exception as exc:  # a bug in a candidate's numerics must not stop the run
             record = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
         record["fit_seconds"] = round(time.perf_counter() - start, 4)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .runs import Runs
+from .runs import CHUNK_VALUES, Runs
 
 __all__ = ["LocalResult", "local_fits", "robust_cost"]
 
@@ -62,9 +62,18 @@ class _Model:
 
 def local_fits(runs: Runs, x0: np.ndarray, projected: bool, max_nfev: int, tol: float,
                f_scale: np.ndarray | None = None, out_of_time: Callable[[], bool] = lambda: False) -> LocalResult:
-    """Minimize each run's cost from ``x0`` (R, m) inside its bounds (see the module docstring)."""
+    """Minimize each run's cost from ``x0`` (R, m) inside its bounds (see the module docstring),
+    at most :data:`CHUNK_VALUES` residuals at a time (runs are independent: chunks change nothing)."""
+    size = max(1, CHUNK_VALUES // runs.y.shape[1])
+    if len(runs) > size:
+        parts = [local_fits(runs.take(np.arange(k, min(k + size, len(runs)))), x0[k:k + size], projected, max_nfev,
+                            tol, None if f_scale is None else f_scale[k:k + size], out_of_time)
+                 for k in range(0, len(runs), size)]
+        return LocalResult(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("x", "cost", "ran_out")))
     lower, upper = runs._bounds_of(projected)
     x = np.clip(x0, lower, upper)
+    if out_of_time():
+        return LocalResult(x, np.full(len(x), np.inf), np.zeros(len(x), dtype=bool))
     theta, pred = (np.array(a) for a in runs.point(x, projected))
     r = runs.residuals(pred)
     cost = robust_cost(r, f_scale)

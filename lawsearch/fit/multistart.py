@@ -15,7 +15,7 @@ import numpy as np
 
 from .local import local_fits, robust_cost
 from .options import FitOptions
-from .runs import Group, Runs
+from .runs import CHUNK_VALUES, Group, Runs, padded_length
 from .starts import along_data_scales, starts
 
 __all__ = ["GroupSearch", "multi_start"]
@@ -48,9 +48,7 @@ def multi_start(law, searches: list[GroupSearch], options: FitOptions) -> list[t
         return _best_of(law, searches, [(g, theta[g], "linear parameters solved exactly") for g in range(len(groups))],
                         options)
     pools = [_pool(law, base.non, s, options.n_starts) for s in searches]
-    which = np.repeat(np.arange(len(groups)), [len(p) for p in pools])
-    scored = Runs.build(law, groups, which)
-    costs = robust_cost(scored.fun(np.vstack(pools), True), None)
+    costs = _scores(law, groups, pools, options)
     ranked, offset = [], 0
     for pool in pools:
         order = np.argsort(costs[offset:offset + len(pool)], kind="stable")
@@ -91,6 +89,21 @@ def multi_start(law, searches: list[GroupSearch], options: FitOptions) -> list[t
         thetas = Runs.build(law, groups, np.full(len(x), g)).complete(x)[0]
         candidates += [(g, theta, message) for theta in thetas]
     return _best_of(law, searches, candidates, options, polish_all=base.lin.size > 0 or groups[0].huber)
+
+
+def _scores(law, groups: list[Group], pools: list[np.ndarray], options: FitOptions) -> np.ndarray:
+    """The squared cost of every start of every pool, in chunks of at most :data:`CHUNK_VALUES`
+    residuals (the first always scored, the others until the deadline; unscored ones: inf)."""
+    which = np.repeat(np.arange(len(groups)), [len(p) for p in pools])
+    x = np.vstack(pools)
+    costs = np.full(len(x), np.inf)
+    size = max(1, CHUNK_VALUES // padded_length(groups[0].y.size))
+    for first in range(0, len(x), size):
+        if first and options.out_of_time():
+            break
+        chunk = slice(first, first + size)
+        costs[chunk] = robust_cost(Runs.build(law, groups, which[chunk]).fun(x[chunk], True), None)
+    return costs
 
 
 def _pool(law, non: np.ndarray, search: GroupSearch, n_starts: int) -> np.ndarray:
@@ -147,8 +160,10 @@ def _best_of(law, searches: list[GroupSearch], candidates: list[tuple[int, np.nd
     if polish.any():
         runs = Runs.build(law, groups, which[polish])
         thetas[polish], improved[polish] = polished(runs, thetas[polish], options)
-    runs = Runs.build(law, groups, which)
-    costs = robust_cost(runs.fun(thetas, False), runs.delta if runs.huber else None)
+    costs = np.zeros(len(candidates))
+    if len(candidates) > len(groups):
+        runs = Runs.build(law, groups, which)
+        costs = robust_cost(runs.fun(thetas, False), runs.delta if runs.huber else None)
     best: list[tuple[np.ndarray, str] | None] = [None] * len(groups)
     for k in np.argsort(costs, kind="stable"):
         g = which[k]
@@ -167,7 +182,7 @@ def polished(runs: Runs, theta: np.ndarray, options: FitOptions) -> tuple[np.nda
     and in its kinked landscape a local fit started far off stalls.  Under squares, a last
     stage at float precision, for problems with tiny residuals (Lanczos1's RSS is 1e-25).
     """
-    if runs.law.n_parameters == 0:
+    if runs.law.n_parameters == 0 or options.out_of_time():
         return theta, np.zeros(len(runs), dtype=bool)
     r = runs.fun(theta, False)
     f_scale = runs.delta if runs.huber else None

@@ -24,8 +24,11 @@ from ..errors import FormulaError
 from ..formula import Law, LinearSplit
 from .options import LOG_FLOOR, PENALTY
 
-__all__ = ["Group", "Runs", "padded_length", "RCOND", "spread"]
+__all__ = ["Group", "Runs", "padded_length", "RCOND", "spread", "CHUNK_VALUES"]
 
+#: Runs are evaluated in chunks of at most this many residuals (at least one run): memory stays
+#: bounded, and a deadline is checked between chunks.
+CHUNK_VALUES = 1 << 18
 RCOND = 1e-10  # relative singular-value cutoff of the linear solve and of Kaufman's projection
 _FD_STEP = np.sqrt(np.finfo(float).eps)  # forward differences where the analytic Jacobian fails
 _HAS_GRADIENT: weakref.WeakKeyDictionary[Law, bool] = weakref.WeakKeyDictionary()

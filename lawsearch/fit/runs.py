@@ -196,7 +196,10 @@ class Runs:
             norms = np.where(good, norms, 1.0)
             A = np.where(good[:, None, :], A / norms[:, None, :], 0.0)
             try:
-                coef = np.einsum("rkn,rn->rk", np.linalg.pinv(A, rcond=RCOND), t) / norms
+                U, sv, Vt = np.linalg.svd(A, full_matrices=False)
+                keep = sv > RCOND * sv[:, :1]
+                inner = np.where(keep, np.einsum("rnk,rn->rk", U, t) / np.where(keep, sv, 1.0), 0.0)
+                coef = np.einsum("rkj,rk->rj", Vt, inner) / norms
             except np.linalg.LinAlgError:
                 coef = np.zeros(norms.shape)
             coef = np.where(good & np.isfinite(coef), coef, 0.0)

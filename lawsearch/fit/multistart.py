@@ -24,6 +24,9 @@ __all__ = ["GroupSearch", "multi_start"]
 #: one, if it ran out, then continues to ``FitOptions.max_nfev``.
 EXPLORE_NFEV = 200
 SCREEN_FACTOR, SCREEN_NFEV = 4, 5  # a data-scale pool's best 4 * n_local starts are screened by 5-evaluation fits
+#: ... and its best PLACED_LOCAL_FACTOR * n_local screened starts get local fits: the screening's
+#: order among starts whose short fits end close together is a matter of rounding (Gauss3).
+PLACED_LOCAL_FACTOR = 2
 LOCAL_FITS_PER_POLISH = 8  # under a Huber loss, one polish per this many local fits (at least one)
 CONTINUATION_STEPS = 3  # at most this many larger Huber thresholds before the polish's own
 COARSE_TOL = 1e-6  # tolerance of the polish's stages at those larger thresholds
@@ -64,10 +67,11 @@ def multi_start(law, searches: list[GroupSearch], options: FitOptions) -> list[t
             ranked[g] = rows
     firsts = []
     for g, s in enumerate(searches):
-        ranked[g] = ranked[g][: options.n_local]
+        n_local = options.n_local * (PLACED_LOCAL_FACTOR if g in placed else 1)
+        ranked[g] = ranked[g][:n_local]
         if s.start is not None:  # a given start is always optimized, first
             given = np.clip(s.start[base.non], base.lower[g, base.non], base.upper[g, base.non])
-            ranked[g] = np.vstack([given, ranked[g][: options.n_local - 1]])
+            ranked[g] = np.vstack([given, ranked[g][: n_local - 1]])
         firsts.append(ranked[g][0])
     which = np.repeat(np.arange(len(groups)), [len(r) for r in ranked])
     runs = Runs.build(law, groups, which)
@@ -180,7 +184,8 @@ def polished(runs: Runs, theta: np.ndarray, options: FitOptions) -> tuple[np.nda
     ``theta`` to the objective's own, each stage starting where the last ended (graduated
     non-convexity): with most residuals beyond the final threshold the loss is nearly absolute,
     and in its kinked landscape a local fit started far off stalls.  Under squares, a last
-    stage at float precision, for problems with tiny residuals (Lanczos1's RSS is 1e-25).
+    stage at float precision with residuals in extended precision, for problems with tiny
+    residuals (Lanczos1's RSS is 1e-25: in float64 its residuals keep 3 digits).
     """
     if runs.law.n_parameters == 0 or options.out_of_time():
         return theta, np.zeros(len(runs), dtype=bool)
@@ -198,6 +203,9 @@ def polished(runs: Runs, theta: np.ndarray, options: FitOptions) -> tuple[np.nda
                 break
             x[rows] = local_fits(runs.take(rows), x[rows], False, options.max_nfev, max(options.tol, COARSE_TOL),
                                  rms[rows] / 10.0 ** stage, options.out_of_time).x
+    if not runs.huber:  # the last stage at float precision, residuals in extended precision
+        runs = runs.extended()
+        start = robust_cost(runs.fun(theta, False), f_scale)
     final_tol = options.tol if runs.huber else min(options.tol, FINE_TOL)
     if not options.out_of_time():
         x = local_fits(runs, x, False, options.max_nfev, final_tol, f_scale, options.out_of_time).x

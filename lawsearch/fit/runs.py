@@ -125,6 +125,12 @@ class Runs:
     def __len__(self) -> int:
         return self.y.shape[0]
 
+    def extended(self) -> Runs:
+        """These runs evaluated in extended precision (``np.longdouble``, where the platform has it):
+        residuals far below the target's values keep their digits (Lanczos1's are 1e-13 of them)."""
+        return replace(self, columns=self.columns.astype(np.longdouble), y=self.y.astype(np.longdouble),
+                       weight=self.weight.astype(np.longdouble))
+
     def take(self, rows: np.ndarray) -> Runs:
         """The runs at ``rows`` (sorted distinct indices, or a boolean mask)."""
         if rows.dtype != bool and rows.size == len(self):
@@ -136,7 +142,7 @@ class Runs:
     def _call(self, function, theta: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
             out = function(_Columns(self.columns), theta.T[:, :, None])
-            return np.broadcast_to(np.asarray(out, dtype=float), self.y.shape)
+            return np.broadcast_to(np.asarray(out, dtype=self.y.dtype), self.y.shape)
 
     def predict(self, theta: np.ndarray) -> np.ndarray:
         """Predictions (R, N) at parameters ``theta`` (R, K)."""
@@ -152,7 +158,7 @@ class Runs:
             else:
                 r = (pred - self.y) * self.weight
             r = np.clip(np.where(np.isfinite(r), r, PENALTY), -PENALTY, PENALTY)
-        return np.where(self.mask, r, 0.0)
+        return np.where(self.mask, r, 0.0).astype(float)
 
     def gradient(self, theta: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The residuals' analytic Jacobian (R, N, K) (0 where not finite) and, per run, whether
@@ -165,7 +171,7 @@ class Runs:
             J = grad * factor[:, :, None]
         bad = ~np.isfinite(J) | ~np.isfinite(pred)[:, :, None] | ~self.mask[:, :, None]
         J[bad] = 0.0
-        return J, finite
+        return J.astype(float), finite
 
     # ------------------------------------------------------------------ variable projection
     def complete(self, theta_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,8 @@ law at once, as one batch of numpy evaluations (:mod:`.runs`, :mod:`.multistart`
    log-spaced grid over exponent-like and scale parameters plus seeded random draws, moved
    onto the data's own scales: rates by what they multiply, locations and widths among an
    input's values, :mod:`.starts`) are scored by the sum of squared residuals, and the
-   ``n_local`` best are optimized together by bounded Levenberg-Marquardt (:mod:`.local`,
+   ``n_local`` best (twice as many for a pool placed in the data) are optimized together by
+   scipy's bounded trust-region reflective method, step for step (:mod:`.local`, :mod:`.steps`;
    Kaufman's projected Jacobian, at most ``EXPLORE_NFEV`` evaluations each, the best then run
    to its end).  Squares, not the robust loss, because the Huber loss's linear arms make a
    rugged landscape where local fits stall, and because variable projection solves the linear

@@ -291,11 +291,24 @@ def test_rows_with_missing_values_are_left_out():
     assert np.all(np.isfinite(empty.theta))
 
 
+def test_a_peak_placed_in_the_data_gets_twice_the_local_fits_unless_told():
+    """A Gaussian peak's location and width start among the data's values; such a law's local fits
+    run from twice ``n_local`` screened starts by default (``placed_local``), and it is recovered."""
+    x = np.linspace(0.0, 10.0, 80)[:, None]
+    y = 1.0 + 2.0 * np.exp(-((x[:, 0] - 6.5) / 0.7) ** 2) + 0.01 * np.random.default_rng(0).standard_normal(80)
+    law = Law.parse("c + a*exp(-(x - m)**2/w**2)", ["x"])
+    default, told = fit_group(law, x, y, FitOptions(n_local=4)), fit_group(law, x, y, FitOptions(n_local=4, placed_local=3))
+    assert default.message.startswith("best of 8 local fits") and told.message.startswith("best of 3 local fits")
+    assert within(default.theta, np.array([1.0, 2.0, 6.5, 0.7]) * [1, 1, 1, np.sign(default.theta[3])], 0.02)
+
+
 def test_bad_options_and_shapes_are_rejected():
     with pytest.raises(FitError, match="loss"):
         FitOptions(loss="l1")  # type: ignore[arg-type]
     with pytest.raises(FitError, match="n_local"):
         FitOptions(n_local=0)
+    with pytest.raises(FitError, match="placed_local must be at least 1"):
+        FitOptions(placed_local=0)
     with pytest.raises(FitError, match="alpha"):
         FitOptions(bounds={"alpha": (1.0, 0.0)})
     with pytest.raises(FitError, match="tol"):

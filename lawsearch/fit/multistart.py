@@ -24,9 +24,6 @@ __all__ = ["GroupSearch", "multi_start"]
 #: one, if it ran out, then continues to ``FitOptions.max_nfev``.
 EXPLORE_NFEV = 200
 SCREEN_FACTOR, SCREEN_NFEV = 4, 5  # a data-scale pool's best 4 * n_local starts are screened by 5-evaluation fits
-#: ... and its best PLACED_LOCAL_FACTOR * n_local screened starts get local fits: the screening's
-#: order among starts whose short fits end close together is a matter of rounding (Gauss3).
-PLACED_LOCAL_FACTOR = 2
 LOCAL_FITS_PER_POLISH = 8  # under a Huber loss, one polish per this many local fits (at least one)
 CONTINUATION_STEPS = 3  # at most this many larger Huber thresholds before the polish's own
 COARSE_TOL = 1e-6  # tolerance of the polish's stages at those larger thresholds
@@ -67,7 +64,7 @@ def multi_start(law, searches: list[GroupSearch], options: FitOptions) -> list[t
             ranked[g] = rows
     firsts = []
     for g, s in enumerate(searches):
-        n_local = options.n_local * (PLACED_LOCAL_FACTOR if g in placed else 1)
+        n_local = (options.placed_local or 2 * options.n_local) if g in placed else options.n_local
         ranked[g] = ranked[g][:n_local]
         if s.start is not None:  # a given start is always optimized, first
             given = np.clip(s.start[base.non], base.lower[g, base.non], base.upper[g, base.non])

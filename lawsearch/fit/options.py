@@ -44,6 +44,10 @@ class FitOptions:
       divided by the target's spread (a spread is typically ~10x larger than 0.1% of the values).
     - ``n_starts``: starting points scored by the objective; ``n_local``: local optimizations
       from the best of them (all run together); ``max_nfev``: residual evaluations per local run.
+    - ``placed_local``: local optimizations of a law whose starts are placed in the data (locations
+      and widths, :mod:`lawsearch.fit.starts`); ``None``: twice ``n_local`` (among starts whose
+      short screening fits end close together, which one leads to the deep basin is a matter of
+      rounding: NIST's Gauss3).  The search passes its ``n_local``, as the fitter before did.
     - ``tol``: ``ftol``, ``xtol`` and ``gtol`` of every local run (the search passes scipy's 1e-8).
     - ``bounds``: per-parameter ``(low, high)`` by name (names not in the law are ignored).
       Defaults: rates :data:`RATE_BOUNDS`, other exponent-like parameters :data:`EXPONENT_BOUNDS`,
@@ -57,6 +61,7 @@ class FitOptions:
     huber_delta: float | None = None
     n_starts: int = 256
     n_local: int = 20
+    placed_local: int | None = None
     max_nfev: int = 1000
     tol: float = 1e-10
     bounds: Mapping[str, tuple[float, float]] | None = None
@@ -71,8 +76,8 @@ class FitOptions:
             raise FitError(f"unknown loss {self.loss!r}; choose one of {', '.join(_LOSSES)}")
         if self.huber_delta is not None and not (np.isfinite(self.huber_delta) and self.huber_delta > 0):
             raise FitError(f"huber_delta must be a positive number, got {self.huber_delta!r}")
-        for name in ("n_starts", "n_local", "max_nfev"):
-            if getattr(self, name) < 1:
+        for name in ("n_starts", "n_local", "max_nfev", "placed_local"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise FitError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if not (np.isfinite(self.tol) and 0 < self.tol < 1):
             raise FitError(f"tol must be a number between 0 and 1, got {self.tol!r}")

@@ -161,6 +161,7 @@ class Discovery:
             X_fit=st.X, Y_fit=st.Y, groups_fit=st.groups, X_val=va.X, Y_val=va.Y, groups_val=va.groups,
             max_parameters=self.max_parameters, max_complexity=self.settings.max_complexity,
             fit_options=FitOptions(n_starts=self.settings.search_starts, n_local=self.settings.search_local,
+                                   placed_local=self.settings.search_local,
                                    max_nfev=self.settings.search_max_nfev, tol=_SEARCH_TOL),
             seed=self.settings.seed, positive_inputs=positive, monotone=tuple(self.task.monotone.items()),
             smallest_group=self.task.smallest_group(), pairs=self.task.pairs,

@@ -483,3 +483,31 @@ def test_a_law_fits_at_least_as_well_as_a_law_nested_in_it_when_started_from_its
     child = fit_group(large, X, y, cheap, start=start)
     assert child.loss <= parent.loss
     assert nested_start(large, child.theta, small, X) is None  # the larger law is not nested in the smaller
+
+
+def test_local_fits_follow_scipys_bounded_trust_region_step_for_step():
+    """Each local fit is scipy's ``least_squares`` (trf, bounds): the same point after every number
+    of evaluations, also where the optimum lies beyond a bound (it is approached from inside)."""
+    from scipy.optimize import least_squares
+
+    from lawsearch.fit.local import local_fits
+
+    rng = np.random.default_rng(4)
+    x = np.linspace(1.0, 5.0, 30)[:, None]
+    y = 3.0 * x[:, 0] ** 2.5 * (1 + 0.01 * rng.standard_normal(30))
+    law = Law.parse("a*x**b", ["x"])
+    lower, upper = np.array([-1e3, -10.0]), np.array([1e3, 2.0])  # b's optimum, 2.5, is beyond its bound
+    runs = Runs.build(law, [Group(x, y, False, False, 1.0, lower, upper)], np.zeros(2, dtype=int))
+    starts = np.array([[1.0, 0.5], [50.0, -1.0]])
+
+    def fun(theta):
+        return runs.take(np.array([0])).fun(theta[None], False)[0][:30]
+
+    for nfev in (3, 10, 40):
+        ours = local_fits(runs, starts, False, nfev, 1e-10)
+        for k, start in enumerate(starts):
+            theirs = least_squares(fun, start, bounds=(lower, upper), method="trf", max_nfev=nfev,
+                                   ftol=1e-10, xtol=1e-10, gtol=1e-10,
+                                   jac=lambda t: runs.take(np.array([0])).jac(t[None], False)[0][:30])
+            np.testing.assert_allclose(ours.x[k], theirs.x, rtol=1e-7)
+            assert ours.x[k, 1] < upper[1]  # strictly inside

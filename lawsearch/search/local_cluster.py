@@ -10,7 +10,8 @@ each process runs in its own process group, so :meth:`CommandLineCluster.close` 
 everything it started (a worker's nanny and the worker under it).  The workers run in
 ``workdir/workers``, with this checkout of lawsearch on their ``PYTHONPATH`` and without
 ``LAWSEARCH_DATA``: they import the code but find no task file, so a run on them proves
-that the data travel with the tasks.
+that the data travel with the tasks.  Should the process that started the cluster die before
+closing it, the scheduler ends after 10 idle minutes and each worker a minute after the scheduler.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class CommandLineCluster:
         scheduler_file.unlink(missing_ok=True)
         try:
             self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                      "--scheduler-file", str(scheduler_file)], cwd=self.workdir)
+                                      "--scheduler-file", str(scheduler_file), "--idle-timeout", "600"],
+                        cwd=self.workdir)
             self.address = self._wait_for_address(scheduler_file)
         except BaseException:
             self.close()
@@ -69,7 +71,8 @@ class CommandLineCluster:
         """Start ``count`` more workers (one process, one thread each) and wait until the scheduler has them all."""
         for _ in range(count):
             self._start(f"worker{self.workers}", ["worker", self.address, "--nworkers", "1", "--nthreads", "1",
-                                                  "--no-dashboard", "--local-directory", str(self.worker_dir)],
+                                                  "--no-dashboard", "--local-directory", str(self.worker_dir),
+                                                  "--death-timeout", "60"],
                         cwd=self.worker_dir)
         from distributed import Client
 
@@ -81,7 +84,8 @@ class CommandLineCluster:
                                      f"{self.startup_timeout:g}s: see the logs in {self.workdir}") from None
 
     def close(self) -> None:
-        """End every process group (SIGTERM, then SIGKILL for one that has not ended after 10 s)."""
+        """End every process group (SIGTERM, then SIGKILL for one that has not ended after 10 s) and
+        wait (up to 10 s more) until no process of the groups is left, not even one to be reaped."""
         for process in self.processes:
             _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + 10.0
@@ -92,6 +96,9 @@ class CommandLineCluster:
                 pass
             _signal_group(process, signal.SIGKILL)  # whatever is left in the group (a nanny's worker)
             process.wait()
+        deadline = time.monotonic() + 10.0
+        while any(_signal_group(process, 0) for process in self.processes) and time.monotonic() < deadline:
+            time.sleep(0.1)  # a nanny's worker, ended with it, waits for init to reap it
         self.processes = []
 
     def _start(self, name: str, arguments: list[str], *, cwd: Path) -> None:
@@ -114,8 +121,10 @@ class CommandLineCluster:
                              f"see {self.workdir / 'scheduler.log'}")
 
 
-def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
+def _signal_group(process: subprocess.Popen, sig: int) -> bool:
+    """Send ``sig`` to the process's group (0: none, only check); False when no process of it is left."""
     try:
         os.killpg(process.pid, sig)
-    except ProcessLookupError:  # the group has ended already
-        pass
+    except ProcessLookupError:
+        return False
+    return True

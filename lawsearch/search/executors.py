@@ -52,6 +52,9 @@ class DaskExecutor(Executor):
             ) from None
         try:
             self.client = Client(address, timeout="20s")
+        except ValueError as exc:
+            raise LawsearchError(f"--scheduler {address!r} is not a Dask scheduler address ({exc}); give one "
+                                 "like tcp://HOST:8786") from None
         except OSError as exc:
             raise LawsearchError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         self._executor = self.client.get_executor()

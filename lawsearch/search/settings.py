@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from ..errors import TaskError
 
@@ -79,6 +79,15 @@ class SearchSettings(BaseModel):
         if not value:
             raise ValueError("give at least one proposer")
         return tuple(dict.fromkeys(value))
+
+    @field_validator("scheduler")
+    @classmethod
+    def _one_executor(cls, value: str | None, info: ValidationInfo) -> str | None:
+        workers = info.data.get("workers")
+        if value and workers is not None:
+            raise ValueError(f"a Dask scheduler runs the fits on its own workers; workers = {workers} (local "
+                             "processes) cannot go with it: give --workers or --scheduler, not both")
+        return value
 
     @field_validator("validation_fraction", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ from .compile import LinearSplit, NumpyFunction, compile_expr
 from .grammar import ANY_NAME, CANONICAL_ROUNDS, MAX_DEPTH, MAX_NODES, MAX_TEXT, NAME, SELF
 from .parser import TreeBuilder, check_plain_name, names_in_text_order, strip_target
 from .printers import latex_name, print_text, sympy_source
-from .structure import is_shifted, structural_order
+from .structure import expression_size, is_shifted, structural_order
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,7 +139,7 @@ class Law:
     @property
     def complexity(self) -> int:
         """Expression-tree size: the number of nodes of the sympy tree."""
-        return sum(1 for _ in sympy.preorder_traversal(self.expr))
+        return expression_size(self.expr)
 
     @property
     def text(self) -> str:

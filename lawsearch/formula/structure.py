@@ -37,3 +37,8 @@ def structural_order(expr: sympy.Expr, parameters: set[sympy.Symbol]) -> list[sy
 
     visit(expr)
     return order
+
+
+def expression_size(expr: sympy.Expr) -> int:
+    """Expression-tree size: the number of nodes of the sympy tree (a law's complexity)."""
+    return sum(1 for _ in sympy.preorder_traversal(expr))

@@ -34,13 +34,13 @@ def _mutate(options: dict[str, Any]) -> Proposer:
 
 
 def _operon(options: dict[str, Any]) -> Proposer:
-    from .operon import OperonProposer, OperonSettings
+    from .sr.operon import OperonProposer, OperonSettings
 
     return OperonProposer(OperonSettings.from_mapping(options))
 
 
 def _pysr(options: dict[str, Any]) -> Proposer:
-    from .pysr import PySRProposer, PySRSettings
+    from .sr.pysr import PySRProposer, PySRSettings
 
     return PySRProposer(PySRSettings.from_mapping(options))
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EngineUnavailable
-from .base import Proposer
+from .base import Proposer, optional_hook
 
 __all__ = ["build_proposers", "BuiltProposers", "llm_configured", "INSTALL_HINTS", "brief_reason"]
 
@@ -99,8 +99,8 @@ def build_proposers(requested: tuple[str, ...] | None, options: dict[str, dict[s
         engine_options.pop("every", None)
         try:
             proposer = FACTORIES[name](engine_options)
-            check = getattr(proposer, "check_available", None)
-            if callable(check):
+            check = optional_hook(proposer, "check_available")
+            if check is not None:
                 check()
         except EngineUnavailable as exc:
             built.notes.append(f"{name}: unavailable — {exc}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, LawsearchError, TaskError
+from ..io import read_jsonl
 from ..synthetic import generate
 from .spec import HubSpec, TaskSpec
 
@@ -34,7 +34,7 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_csv(path)
         if suffix == ".parquet":
             return pd.read_parquet(path)
-        return _read_jsonl(path)
+        return pd.DataFrame.from_records(read_jsonl(path))
     except DataError:
         raise
     except ImportError as exc:
@@ -51,22 +51,6 @@ def check_header(source: str | Path, names: list[Any]) -> None:
         if name in seen:
             raise DataError(f"{source}: column {number} repeats the column name {name!r}; column names must be unique")
         seen.add(name)
-
-
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    """JSON Lines: one object per non-blank line."""
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: line {number} is not valid JSON: {exc.msg}") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}: line {number} is not a JSON object")
-        records.append(record)
-    return pd.DataFrame.from_records(records)
 
 
 def _read_hub(hub: HubSpec, split_column: str) -> pd.DataFrame:

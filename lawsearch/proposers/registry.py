@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EngineUnavailable
 from .base import Proposer, optional_hook
 
-__all__ = ["build_proposers", "BuiltProposers", "llm_configured", "INSTALL_HINTS", "brief_reason"]
+__all__ = ["build_proposers", "check_engine_settings", "BuiltProposers", "llm_configured", "INSTALL_HINTS",
+           "brief_reason"]
 
 #: How to get each optional engine, in a few words (the engines' own messages say more).
 INSTALL_HINTS = {
@@ -19,6 +20,20 @@ INSTALL_HINTS = {
     "pysr": "pip install 'lawsearch[pysr]' + Julia, see README",
     "llm": "--llm-model, --llm-base-url; pip install 'lawsearch[llm]'",
 }
+
+
+def check_engine_settings(llm: Mapping[str, Any], llm_cli: Mapping[str, Any], operon: Mapping[str, Any],
+                          pysr: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Validate the engine blocks of a run's settings (``llm:``, ``operon:``, ``pysr:``) with the engines'
+    own settings types, whether or not the run uses them: a bad key or value is a :class:`TaskError`
+    naming it, raised before anything of the run is written."""
+    from .llm.settings import LLMSettings
+    from .sr.operon import OperonSettings
+    from .sr.pysr import PySRSettings
+
+    LLMSettings.resolve(llm, llm_cli, environ)
+    OperonSettings.from_mapping(operon)
+    PySRSettings.from_mapping(pysr)
 
 
 def _library(options: dict[str, Any]) -> Proposer:

@@ -36,7 +36,7 @@ from ..task import Task
 from .archive import Candidate
 from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at, with_deadline
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
-from .evaluation import EvalPayload, evaluate_batch
+from .scoring import EvalPayload, evaluate_batch
 from .executors import WorkerCrash, make_executor
 from .folds import extrapolation_folds
 from .finalists import Finalists

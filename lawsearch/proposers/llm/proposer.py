@@ -81,34 +81,7 @@ class LLMProposer(PromptMixin, ClientMixin):
             settings = LLMSettings(**settings)
         self.settings = settings.validate()
         self.run_log = run_log
-        environ = os.environ if environ is None else environ
-        try:
-            self._openai = importlib.import_module("openai")
-        except ImportError:
-            raise EngineUnavailable(
-                "the LLM proposer needs the openai client: pip install 'lawsearch[llm]'"
-            ) from None
-        if not settings.model:
-            raise EngineUnavailable(
-                "no LLM model configured: pass --llm-model, set LAWSEARCH_LLM_MODEL, or set llm.model in the run settings"
-            )
-        api_key = environ.get(settings.api_key_env) or None
-        if not api_key and not settings.base_url:
-            raise EngineUnavailable(
-                f"no LLM endpoint: set {settings.api_key_env} for OpenAI, or a base URL of an OpenAI-compatible "
-                "server (--llm-base-url / OPENAI_BASE_URL, e.g. http://127.0.0.1:8080/v1 for llama.cpp)"
-            )
-        if client is None:
-            try:
-                client = self._openai.OpenAI(
-                    api_key=api_key or "not-needed",
-                    base_url=settings.base_url or None,
-                    timeout=settings.timeout,
-                    max_retries=0,  # retries are ours: counted, logged, with backoff
-                )
-            except Exception as exc:  # noqa: BLE001 - any client construction problem
-                raise EngineUnavailable(f"cannot create the OpenAI client: {exc}") from None
-        self.client = client
+        self.client = self._connect(settings, os.environ if environ is None else environ, client)
         self.templates = {kind: load_template(kind, settings.prompts_dir) for kind in TEMPLATE_SLOTS}
         self._system_in_user = settings.system_role == "user" or (
             settings.system_role == "auto" and "gemma" in settings.model.lower()
@@ -147,31 +120,38 @@ class LLMProposer(PromptMixin, ClientMixin):
         self.disabled: str | None = None
         self.capped: str | None = None
         self.events: list[dict[str, Any]] = []
-        self.stats: dict[str, Any] = {
-            "calls": 0,  # logical calls: API calls + cached replays + failed calls
-            "api_calls": 0,  # calls answered by the server
-            "cached_calls": 0,
-            "failed_calls": 0,
-            "retries": 0,
-            "tokens_prompt": 0,  # billed tokens (API calls only)
-            "tokens_completion": 0,
-            "tokens": 0,
-            "cost": 0.0,  # billed cost (API calls only)
-            "latency_s": 0.0,  # total seconds waiting on the server
-            "proposals_valid": 0,
-            "proposals_rejected": 0,
-            "proposals_duplicate": 0,
-            "accepted": 0,  # filled by record_outcome()
-            "improving": 0,
-            "errors": 0,
-            "error_messages": [],
-            "rejections": [],  # {"call_id", "formula", "reason"}
-            "by_kind": {"propose": 0, "mutate": 0, "crossover": 0},
-            "parse_modes": {},
-            "json_mode": None,
-            "disabled": None,
-            "capped": None,
-        }
+        self.stats: dict[str, Any] = _new_stats()
+
+    def _connect(self, settings: LLMSettings, environ: Mapping[str, str], client: Any) -> Any:
+        """The OpenAI client (``client`` when given); :class:`EngineUnavailable` when there is no
+        openai package, no model, or neither an API key nor a base URL."""
+        try:
+            self._openai = importlib.import_module("openai")
+        except ImportError:
+            raise EngineUnavailable(
+                "the LLM proposer needs the openai client: pip install 'lawsearch[llm]'"
+            ) from None
+        if not settings.model:
+            raise EngineUnavailable(
+                "no LLM model configured: pass --llm-model, set LAWSEARCH_LLM_MODEL, or set llm.model in the run settings"
+            )
+        api_key = environ.get(settings.api_key_env) or None
+        if not api_key and not settings.base_url:
+            raise EngineUnavailable(
+                f"no LLM endpoint: set {settings.api_key_env} for OpenAI, or a base URL of an OpenAI-compatible "
+                "server (--llm-base-url / OPENAI_BASE_URL, e.g. http://127.0.0.1:8080/v1 for llama.cpp)"
+            )
+        if client is None:
+            try:
+                client = self._openai.OpenAI(
+                    api_key=api_key or "not-needed",
+                    base_url=settings.base_url or None,
+                    timeout=settings.timeout,
+                    max_retries=0,  # retries are ours: counted, logged, with backoff
+                )
+            except Exception as exc:  # noqa: BLE001 - any client construction problem
+                raise EngineUnavailable(f"cannot create the OpenAI client: {exc}") from None
+        return client
 
     @classmethod
     def from_config(
@@ -458,3 +438,32 @@ class LLMProposer(PromptMixin, ClientMixin):
                 self.run_log(dict(event))
             except Exception as exc:  # noqa: BLE001 - logging must not stop the search
                 log.warning("run log callback failed: %s", exc)
+
+
+def _new_stats() -> dict[str, Any]:
+    """The proposer's counters, all at zero (law.json's ``engine`` summary is built from them)."""
+    return {
+        "calls": 0,  # logical calls: API calls + cached replays + failed calls
+        "api_calls": 0,  # calls answered by the server
+        "cached_calls": 0,
+        "failed_calls": 0,
+        "retries": 0,
+        "tokens_prompt": 0,  # billed tokens (API calls only)
+        "tokens_completion": 0,
+        "tokens": 0,
+        "cost": 0.0,  # billed cost (API calls only)
+        "latency_s": 0.0,  # total seconds waiting on the server
+        "proposals_valid": 0,
+        "proposals_rejected": 0,
+        "proposals_duplicate": 0,
+        "accepted": 0,  # filled by record_outcome()
+        "improving": 0,
+        "errors": 0,
+        "error_messages": [],
+        "rejections": [],  # {"call_id", "formula", "reason"}
+        "by_kind": {"propose": 0, "mutate": 0, "crossover": 0},
+        "parse_modes": {},
+        "json_mode": None,
+        "disabled": None,
+        "capped": None,
+    }

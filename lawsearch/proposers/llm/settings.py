@@ -194,20 +194,13 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
                     return False
                 raise ValueError(value)
             return bool(value)
-        if ann.startswith("int"):
+        if ann.startswith(("int", "float")):
             if isinstance(value, bool):
                 raise ValueError(value)
             number = float(value)
-            if not number.is_integer():
+            if math.isnan(number) or (ann.startswith("int") and not number.is_integer()):
                 raise ValueError(value)
-            return int(number)
-        if ann.startswith("float"):
-            if isinstance(value, bool):
-                raise ValueError(value)
-            number = float(value)
-            if math.isnan(number):
-                raise ValueError(value)
-            return number
+            return int(number) if ann.startswith("int") else number
         if ann.startswith("str"):
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise ValueError(value)

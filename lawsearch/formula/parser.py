@@ -24,13 +24,6 @@ def check_plain_name(name: str, what: str = "name") -> None:
                            "write it in plain letters")
 
 
-def _describe(node: ast.AST) -> str:
-    try:
-        return ast.unparse(node)
-    except Exception:  # pragma: no cover - unparse handles every node we can meet
-        return type(node).__name__
-
-
 class TreeBuilder:
     """Turns a checked Python expression tree into a sympy expression."""
 
@@ -77,16 +70,16 @@ class TreeBuilder:
                 return left * right
             if isinstance(node.op, ast.Div):
                 if right == 0:
-                    raise FormulaError(f"division by zero in {_describe(node)!r}")
+                    raise FormulaError(f"division by zero in {ast.unparse(node)!r}")
                 return left / right
             if isinstance(node.op, ast.Pow):
                 if _overflowing_power(left, right):
-                    raise FormulaError(f"constant {_describe(node)!r} is beyond the range of floating point")
+                    raise FormulaError(f"constant {ast.unparse(node)!r} is beyond the range of floating point")
                 return sympy.Pow(left, right)
-            raise FormulaError(f"operator {type(node.op).__name__} in {_describe(node)!r} is not allowed")
+            raise FormulaError(f"operator {type(node.op).__name__} in {ast.unparse(node)!r} is not allowed")
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name):
-                raise FormulaError(f"call of {_describe(node.func)!r} is not allowed")
+                raise FormulaError(f"call of {ast.unparse(node.func)!r} is not allowed")
             name = node.func.id
             if name not in FUNCTIONS:
                 raise FormulaError(
@@ -98,7 +91,7 @@ class TreeBuilder:
             if len(node.args) not in arities or any(isinstance(a, ast.Starred) for a in node.args):
                 raise FormulaError(f"{name}() takes {' or '.join(map(str, arities))} argument(s), got {len(node.args)}")
             return builder(*(self.build(a, depth + 1) for a in node.args))
-        raise FormulaError(f"{type(node).__name__} {_describe(node)!r} is not allowed in a formula")
+        raise FormulaError(f"{type(node).__name__} {ast.unparse(node)!r} is not allowed in a formula")
 
 
 def _overflowing_power(base: sympy.Expr, exponent: sympy.Expr) -> bool:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
 from typing import Any
-
-import numpy as np
 
 __all__ = ["Table", "format_number", "comparison_table", "comparison_markdown", "markdown_table", "markdown_text",
            "best_human"]
@@ -19,7 +18,7 @@ def format_number(value: Any, digits: int = 4) -> str:
     """A number with ``digits`` significant digits; "—" for a missing or non-finite one; other values as text."""
     if value is None:
         return "—"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's numbers are Real too
         return str(value)
     value = float(value)
     if not math.isfinite(value):

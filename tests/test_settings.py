@@ -16,18 +16,16 @@ from lawsearch.search.settings import resolve_settings
 
 def test_engine_blocks_are_checked_when_settings_are_resolved(tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("proposers: [library]\nllm: {model: m, temprature: 0.5}\n")
-    with pytest.raises(TaskError, match="llm: unknown setting 'temprature'"):
-        resolve_settings({}, config, environ={})
-    config.write_text("operon: {max_lenght: 10}\n")
-    with pytest.raises(TaskError, match="operon.max_lenght: unknown setting"):
-        resolve_settings({}, config, environ={})
-    config.write_text("pysr: {niteration: 3}\n")
-    with pytest.raises(TaskError, match="pysr.niteration: unknown setting"):
-        resolve_settings({}, config, environ={})
-    config.write_text("llm: {temperature: hot}\n")
-    with pytest.raises(TaskError, match="llm.temperature"):
-        resolve_settings({}, config, environ={})
+    cases = {
+        "proposers: [library]\nllm: {model: m, temprature: 0.5}\n": "llm: unknown setting 'temprature'",
+        "operon: {max_lenght: 10}\n": "operon.max_lenght: unknown setting",
+        "pysr: {niteration: 3}\n": "pysr.niteration: unknown setting",
+        "llm: {temperature: hot}\n": "llm.temperature",
+    }
+    for text, message in cases.items():
+        config.write_text(text)
+        with pytest.raises(TaskError, match=message):
+            resolve_settings({}, config, environ={})
 
 
 def test_a_bad_llm_key_exits_2_and_leaves_no_run_folder(tmp_path):

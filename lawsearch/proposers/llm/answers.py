@@ -92,22 +92,13 @@ def parse_answer(text: str | None) -> tuple[list[tuple[Any, str]], str]:
     if not text or not text.strip():
         return [], "empty"
     text = text.strip()
-    try:
-        items = _items_from_json(json.loads(text))
-        if items is not None:
-            return items, "json"
-    except ValueError:
-        pass
-    for _lang, block in _FENCE.findall(text):
-        block = block.strip()
+    for source, how in [(text, "json"), *((block.strip(), "fenced") for _lang, block in _FENCE.findall(text))]:
         try:
-            items = _items_from_json(json.loads(block))
-            if items is not None:
-                return items, "fenced"
-        except ValueError:
-            items = _decode_embedded(block)
-            if items is not None:
-                return items, "fenced"
+            items = _items_from_json(json.loads(source))
+        except ValueError:  # not JSON: a fenced block may still hold a JSON value in prose
+            items = _decode_embedded(source) if how == "fenced" else None
+        if items is not None:
+            return items, how
     items = _decode_embedded(text)
     if items is not None:
         return items, "embedded"

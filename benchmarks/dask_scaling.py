@@ -34,7 +34,7 @@ from pathlib import Path
 from throughput import laws_to_score
 
 from lawsearch.search.engine import Discovery
-from lawsearch.search.evaluation import EvalPayload, evaluate_batch
+from lawsearch.search.scoring import EvalPayload, evaluate_batch
 from lawsearch.search.executors import DaskExecutor, SerialExecutor
 from lawsearch.search.local_cluster import CommandLineCluster
 from lawsearch.search.settings import SearchSettings

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-from lawsearch.proposers.llm_server import gemma_model_path, local_llm_unavailable_reason, start_local_server
-from lawsearch.search.engine import discover
-from lawsearch.search.settings import SearchSettings
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the local server helper lives with the tests
+from llm_server import gemma_model_path, local_llm_unavailable_reason, start_local_server  # noqa: E402
+from lawsearch.search.engine import discover  # noqa: E402
+from lawsearch.search.settings import SearchSettings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -35,7 +35,7 @@ from lawsearch.proposers.base import ScoredLaw, SearchContext
 from lawsearch.proposers.library import LibraryProposer
 from lawsearch.proposers.mutate import MutationProposer
 from lawsearch.search.engine import Discovery
-from lawsearch.search.evaluation import evaluate_batch
+from lawsearch.search.scoring import evaluate_batch
 from lawsearch.search.executors import make_executor
 from lawsearch.search.settings import SearchSettings
 from lawsearch.task import load_task

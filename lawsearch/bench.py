@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import LawsearchError
 from .io import write_json_atomic, write_text_atomic
+from .report.tables import best_human
 from .search.engine import discover
 from .search.settings import SearchSettings
 from .task import CuratedTask, curated_tasks, load_task
@@ -101,14 +102,6 @@ class BenchRow:
         }
 
 
-def _best_human(humans: list[dict[str, Any]]) -> tuple[str, dict[str, float]]:
-    if not humans:
-        return "", {}
-    best = max(humans, key=lambda h: h["metrics"]["test"]["r2"] if h["metrics"]["test"]["r2"] is not None
-               else float("-inf"))
-    return best["name"], best["metrics"]["test"]
-
-
 def run_bench(
     tasks: Sequence[str] | None = None,
     *,
@@ -151,7 +144,8 @@ def run_bench(
             evals.append(result.law_json["evaluations"])
             proposers.append(result.law_json.get("proposers", {}))
             humans = result.law_json["human_laws"]
-        human_name, human_metrics = _best_human(humans)
+        human = best_human({"human_laws": humans})
+        human_name, human_metrics = (human["name"], human["metrics"]["test"]) if human else ("", {})
         rows.append(BenchRow(task.name, f"{curated.train_rows}/{curated.test_rows}", len(curated.groups),
                              human_name, human_metrics, laws, times, evals,
                              reference.get(TASK_TO_SLDBENCH.get(task.name, "")), proposers))

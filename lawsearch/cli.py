@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import LawsearchError, LawsearchWarning
+from .report.tables import format_number
 
 app = typer.Typer(
     name="lawsearch",
@@ -55,14 +56,6 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any, *
         _python_showwarning(message, category, *args, **kwargs)
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}" if abs(value) < 1e4 and (value == 0 or abs(value) >= 1e-3) else f"{value:.{digits}g}"
-    return str(value)
-
-
 def metrics_table(title: str, rows: list[dict[str, Any]]) -> Table:
     """A rich table of laws side by side: name, formula, #params, test R² / NMSE / NMAE."""
     table = Table(title=title, show_lines=False)
@@ -71,8 +64,8 @@ def metrics_table(title: str, rows: list[dict[str, Any]]) -> Table:
         table.add_column(col, justify=justify, overflow="fold")
     for row in rows:
         test = row["metrics"]["test"]
-        table.add_row(row["name"], row["formula"], str(row["n_parameters"]), _fmt(test["r2"]),
-                      _fmt(test["nmse"]), _fmt(test["nmae"]))
+        table.add_row(row["name"], row["formula"], str(row["n_parameters"]), format_number(test["r2"]),
+                      format_number(test["nmse"]), format_number(test["nmae"]))
     return table
 
 
@@ -90,7 +83,7 @@ def parameters_table(title: str, fitted: dict[str, Any]) -> Table:
     for name in names:
         table.add_column(name, justify="right")
     for label, params in rows[:MAX_GROUPS_SHOWN]:
-        table.add_row(label, *(_fmt(params[n]) for n in names))
+        table.add_row(label, *(format_number(params[n]) for n in names))
     if len(rows) > MAX_GROUPS_SHOWN:
         table.caption = f"… {len(rows) - MAX_GROUPS_SHOWN} more groups (see --json)"
     return table

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputError
+from .errors import DataError, OutputError
 
-__all__ = ["write_text_atomic", "write_bytes_atomic", "write_json_atomic", "append_jsonl", "writing", "make_dir"]
+__all__ = ["write_text_atomic", "write_bytes_atomic", "write_json_atomic", "append_jsonl", "read_jsonl", "writing",
+           "make_dir"]
 
 
 @contextlib.contextmanager
@@ -77,3 +78,24 @@ def append_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
             handle.write(json.dumps(record, allow_nan=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def read_jsonl(path: Path, *, skip_bad_lines: bool = False) -> list[dict[str, Any]]:
+    """The objects of a JSON Lines file, one per non-blank line.  A line that is not a JSON object
+    is a :class:`DataError` naming it, or, with ``skip_bad_lines``, passed over (a line cut by a kill)."""
+    records = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if skip_bad_lines:
+                continue
+            raise DataError(f"{path}: line {number} is not valid JSON: {exc.msg}") from None
+        if not isinstance(record, dict):
+            if skip_bad_lines:
+                continue
+            raise DataError(f"{path}: line {number} is not a JSON object")
+        records.append(record)
+    return records

@@ -24,8 +24,8 @@ from .errors import TaskError
 from .io import write_text_atomic
 from .search.engine import Discovery, DiscoveryResult, ProgressCallback, StepCallback, default_run_dir
 from .search.settings import SearchSettings
-from .task import SUFFIXES, Task, load_task, task_from_frame
-from .task import _read_file as read_table  # the reader of task YAMLs, for CSV, Parquet and JSON Lines
+from .task import Task, load_task, task_from_frame
+from .task.tables import SUFFIXES, read_table  # the reader of task YAMLs, for CSV, Parquet and JSON Lines
 
 __all__ = ["discover", "is_table", "table_task", "DEFAULT_TEST_LARGEST", "TASK_FILE"]
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from .errors import EngineUnavailable
 from .fit import fit_law
@@ -196,7 +197,7 @@ class LawRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"search_settings sets {clash[0]!r}, which is a LawRegressor parameter: set it there")
         try:
             return SearchSettings(**fields, **extra)
-        except Exception as exc:  # pydantic ValidationError: report it as sklearn does, a ValueError
+        except ValidationError as exc:  # reported as sklearn does, a ValueError
             raise ValueError(f"invalid LawRegressor settings: {exc}") from None
 
     # ------------------------------------------------------------------ the estimator

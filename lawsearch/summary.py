@@ -35,6 +35,7 @@ __all__ = [
 
 _MIN_ROWS_SLOPE = 3  # rows a group needs for a slope
 _MIN_DISTINCT_CURVE = 4  # distinct values of an input a group needs for curvature
+QUICK_FIT_STARTS = 16  # starting points of the residual hint's fit (the final fit takes 256)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -384,12 +385,14 @@ def residual_pattern(
 ) -> str:
     """Fit ``formula`` quickly per group on the given rows and describe where it misses.
 
-    This is a cheap hint for a prompt (a few least-squares starts, not the
-    project's robust fitter).  For each input it reports the mean relative
+    This is a cheap hint for a prompt: the project's fitter with cheap options
+    (:data:`QUICK_FIT_STARTS` starts, two local runs).  For each input it reports the mean relative
     residual (prediction − data) / |data| on the low, middle and high third of
     that input's values, and names the pattern (trend, U, ∩).
     Never raises: returns a short text explaining why no pattern is available.
     """
+    from .errors import LawsearchError
+    from .fit import FitOptions, fit_law
     from .formula import Law
 
     targets = [targets] if isinstance(targets, str) else list(targets)
@@ -405,11 +408,16 @@ def residual_pattern(
     ok = np.all(np.isfinite(X), axis=1) & np.isfinite(y)
     X, y, labels = X[ok], y[ok], labels[ok]
     rel = np.full(len(y), np.nan)
+    options = FitOptions(n_starts=QUICK_FIT_STARTS, n_local=2, max_nfev=max_nfev, tol=1e-8)
     for g in _unique_in_order(labels)[:max_groups]:
         m = labels == g
-        theta = _quick_fit(law, X[m], y[m], max_nfev)
-        if theta is None:
+        try:
+            fit = fit_law(law, X[m], y[m], labels[m], targets[:1], options).fits[0]
+        except LawsearchError:
             continue
+        if not np.isfinite(fit.loss):
+            continue
+        theta = fit.theta
         with np.errstate(all="ignore"):
             rel[m] = (law.evaluate(X[m], theta) - y[m]) / np.maximum(np.abs(y[m]), 1e-12)
     done = np.isfinite(rel)
@@ -444,52 +452,3 @@ def residual_pattern(
             pattern = "residuals fall with this input: under-predicts at large values"
         lines.append(f"vs {name}: low {lo:+.2f}%, middle {mid:+.2f}%, high {hi:+.2f}% -> {pattern}")
     return "\n".join(lines)
-
-
-def _quick_fit(law: Any, X: np.ndarray, y: np.ndarray, max_nfev: int) -> np.ndarray | None:
-    """Relative least squares with variable projection: linear parameters solved exactly."""
-    from scipy.optimize import least_squares
-
-    k = law.n_parameters
-    if k == 0:
-        return np.zeros(0)
-    scale = np.maximum(np.abs(y), 1e-12)
-    split = law.linear_split()
-    linear = list(split.linear)
-    nonlin = [i for i in range(k) if i not in linear]
-    exps = set(law.exponent_parameters())
-
-    def full(tn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        theta = np.ones(k)
-        theta[nonlin] = tn
-        if linear:
-            A = split.design(X, theta) / scale[:, None]
-            b = (y - split.base(X, theta)) / scale
-            good = np.all(np.isfinite(A), axis=1) & np.isfinite(b)
-            if good.sum() >= len(linear):
-                try:
-                    coef, *_ = np.linalg.lstsq(A[good], b[good], rcond=None)
-                    theta[linear] = coef
-                except np.linalg.LinAlgError:
-                    pass
-        with np.errstate(all="ignore"):
-            r = (law.evaluate(X, theta) - y) / scale
-        return theta, np.where(np.isfinite(r), r, 1e3)
-
-    if not nonlin:
-        theta, _ = full(np.zeros(0))
-        return theta
-    starts = [
-        np.array([v if law.parameters[i] in exps else 1.0 for i in nonlin])
-        for v in (0.1, 0.3, 0.7)
-    ]
-    best: tuple[float, np.ndarray] | None = None
-    for x0 in starts:
-        try:
-            with np.errstate(all="ignore"):
-                fit = least_squares(lambda tn: full(tn)[1], x0, max_nfev=max_nfev, method="trf")
-        except Exception:  # noqa: BLE001 - a hint must never break a prompt
-            continue
-        if np.isfinite(fit.cost) and (best is None or fit.cost < best[0]):
-            best = (float(fit.cost), fit.x)
-    return None if best is None else full(best[1])[0]

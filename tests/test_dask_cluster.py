@@ -78,7 +78,7 @@ def test_discover_on_a_dask_cluster_gives_the_local_history(tmp_path, cluster):
     winner = json.loads((project / "dask" / "law.json").read_text())["law"]
     assert winner == json.loads((project / "local" / "law.json").read_text())["law"]
     with Client(cluster.address) as client:
-        seen = client.run(lambda: (Path.cwd(), "lawsearch.search.evaluation" in sys.modules))
+        seen = client.run(lambda: (Path.cwd(), "lawsearch.search.scoring" in sys.modules))
     assert len(seen) == 2
     assert all(cwd == cluster.worker_dir and not cwd.is_relative_to(project) for cwd, _ in seen.values())
     assert all(scored for _, scored in seen.values()), "each worker fitted laws"

@@ -29,7 +29,7 @@ from lawsearch.evaluate import evaluate_law
 from lawsearch.formula import Law
 from lawsearch.search.checkpoint import load_checkpoint
 from lawsearch.search.engine import Discovery, discover
-from lawsearch.search.evaluation import evaluate_batch
+from lawsearch.search.scoring import evaluate_batch
 from lawsearch.search.settings import SearchSettings
 from lawsearch.task import load_task
 from test_llm import fake_llm, laws_json  # noqa: F401 - the fake OpenAI server fixture

@@ -8,7 +8,7 @@ import pytest
 from lawsearch import Law, fit_law
 from lawsearch.fit import FitOptions
 from lawsearch.identifiability import identifiable_count, reduce_law, redundant_direction
-from lawsearch.search.evaluation import EvalPayload, evaluate_batch
+from lawsearch.search.scoring import EvalPayload, evaluate_batch
 
 REDUNDANT = "f + exp(-1 - exp(-w*(K + k*log_flops)))"  # w acts only through w*K and w*k
 
@@ -69,9 +69,9 @@ def test_search_scores_the_reparametrized_law_within_the_parameter_limit():
 
 
 def test_a_law_whose_redundancy_cannot_be_fixed_is_rejected(monkeypatch):
-    import lawsearch.search.evaluation as evaluation
+    import lawsearch.search.scoring as scoring
 
     x, y, groups = _rows()
-    monkeypatch.setattr(evaluation, "reduce_law", lambda *args, **kwargs: None)
+    monkeypatch.setattr(scoring, "reduce_law", lambda *args, **kwargs: None)
     [record] = evaluate_batch([REDUNDANT], _payload(x, y, groups, max_parameters=4))
     assert record["status"] == "rejected" and record["reason"].startswith("not identifiable")

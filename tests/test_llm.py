@@ -386,7 +386,7 @@ def test_timeout_without_retries_is_an_error_not_an_exception(fake_llm, tmp_path
 
 
 def test_server_down_never_stops_the_caller(tmp_path):
-    from lawsearch.proposers.llm_server import free_port
+    from llm_server import free_port
 
     settings = LLMSettings(model="m", base_url=f"http://127.0.0.1:{free_port()}/v1", retries=1, backoff=0.01,
                            cache_dir=str(tmp_path), timeout=1.0)
@@ -555,7 +555,7 @@ def test_engine_unavailable_without_openai(monkeypatch):
 def test_local_llm_reason_names_the_missing_package(monkeypatch):
     import importlib.util
 
-    from lawsearch.proposers import llm_server
+    import llm_server
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))

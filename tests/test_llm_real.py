@@ -17,7 +17,7 @@ import pytest
 
 from lawsearch.formula import Law
 from lawsearch.proposers.base import ScoredLaw, SearchContext
-from lawsearch.proposers.llm_server import gemma_model_path, local_llm_unavailable_reason, start_local_server
+from llm_server import gemma_model_path, local_llm_unavailable_reason, start_local_server
 
 pytestmark = pytest.mark.llm
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from lawsearch.fit import FitOptions
 from lawsearch.formula import Law
-from lawsearch.search.evaluation import EvalPayload, evaluate_batch
+from lawsearch.search.scoring import EvalPayload, evaluate_batch
 
 SEARCH_FIT = FitOptions(n_starts=24, n_local=3, max_nfev=200, tol=1e-8)  # the search's cheap fits
 

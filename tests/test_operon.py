@@ -13,14 +13,14 @@ import sympy
 from lawsearch.errors import EngineUnavailable, FormulaError, TaskError
 from lawsearch.formula import Law
 from lawsearch.proposers.base import Proposal, Proposer, ScoredLaw, SearchContext
-from lawsearch.proposers.operon import (
+from lawsearch.proposers.sr.operon import (
     LOG_OPERATORS,
     RAW_OPERATORS,
     OperonProposer,
     OperonSettings,
     load_operon,
 )
-from lawsearch.proposers.sr_translate import (
+from lawsearch.proposers.sr import (
     EngineModel,
     combine,
     merge_parameters,

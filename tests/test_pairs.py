@@ -12,7 +12,7 @@ from lawsearch.errors import DataError, FormulaError, TaskError
 from lawsearch.evaluate import evaluate_law
 from lawsearch.fit import FitOptions
 from lawsearch.formula import Law
-from lawsearch.search.evaluation import EvalPayload, evaluate_batch
+from lawsearch.search.scoring import EvalPayload, evaluate_batch
 from lawsearch.task import task_from_frame
 
 TRUE = {"y_1": (2.0, 1.5, -3.0), "y_2": (3.0, 0.8, -1.5), "y_3": (1.0, 2.5, -4.5)}  # c, k, t per output

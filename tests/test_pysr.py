@@ -20,10 +20,10 @@ import sympy
 
 from lawsearch.errors import EngineUnavailable, FormulaError, TaskError
 from lawsearch.formula import Law
-from lawsearch.proposers import pysr as pysr_proposer
+from lawsearch.proposers.sr import pysr as pysr_proposer
 from lawsearch.proposers.base import Proposer, ScoredLaw, SearchContext
-from lawsearch.proposers.pysr import PySRProposer, PySRSettings, equations_to_models, load_pysr
-from lawsearch.proposers.sr_translate import PYSR_FUNCTIONS, rewrite_calls, translate
+from lawsearch.proposers.sr.pysr import PySRProposer, PySRSettings, equations_to_models, load_pysr
+from lawsearch.proposers.sr import PYSR_FUNCTIONS, rewrite_calls, translate
 
 INPUTS = ("N", "D")
 PYSR_VARS = ["x0", "x1"]

@@ -22,7 +22,7 @@ from lawsearch.proposers.base import Proposal
 from lawsearch.search.archive import Candidate, pareto_front, select_winner, winner_threshold
 from lawsearch.fit import FitOptions
 from lawsearch.search.engine import Discovery, discover
-from lawsearch.search.evaluation import EvalPayload, evaluate_batch
+from lawsearch.search.scoring import EvalPayload, evaluate_batch
 from lawsearch.search.settings import SearchSettings, resolve_settings
 from lawsearch.task import task_from_frame
 

@@ -10,7 +10,7 @@ returns is ever executed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import TaskError
 
-__all__ = ["Proposal", "ScoredLaw", "SearchContext", "Proposer", "known_settings", "split_names"]
+__all__ = ["Proposal", "ScoredLaw", "SearchContext", "Proposer", "ProposerHooks", "optional_hook", "known_settings",
+           "split_names"]
 
 
 def known_settings(cls: type, values: Mapping[str, Any] | None, section: str) -> dict[str, Any]:
@@ -113,3 +114,43 @@ class Proposer(Protocol):
     def close(self) -> None:
         """Release engine resources (servers, threads); called once when the search ends."""
         ...
+
+
+class ProposerHooks(Protocol):
+    """The optional hooks of a proposer: the search calls each one a proposer defines
+    (through :func:`optional_hook`) and goes on without those it does not."""
+
+    def check_available(self) -> None:
+        """Raise :class:`lawsearch.errors.EngineUnavailable` when the engine cannot run (checked at start)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-ready state to checkpoint (a resumed run continues exactly)."""
+        ...
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        ...
+
+    def record_outcome(self, proposal: Proposal, accepted: bool, improved: bool) -> None:
+        """Learn what became of a proposal: fitted and scored (``accepted``), lowering the best error (``improved``)."""
+        ...
+
+    def pop_events(self) -> list[dict[str, Any]]:
+        """Events since the last call (calls, rejections, errors) for history.jsonl."""
+        ...
+
+    def run_summary(self) -> dict[str, Any]:
+        """The proposer's own summary of the run for law.json (an LLM's calls, tokens, cost)."""
+        ...
+
+
+HOOKS = frozenset(name for name in vars(ProposerHooks) if not name.startswith("_"))
+
+
+def optional_hook(proposer: Proposer, name: str) -> Callable[..., Any] | None:
+    """The proposer's hook ``name`` (one of :class:`ProposerHooks`), or None when it has none."""
+    if name not in HOOKS:
+        raise ValueError(f"{name!r} is not a proposer hook; hooks: {', '.join(sorted(HOOKS))}")
+    hook = getattr(proposer, name, None)
+    return hook if callable(hook) else None

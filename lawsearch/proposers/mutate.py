@@ -24,6 +24,7 @@ import sympy
 
 from ..errors import FormulaError, ProposerError
 from ..formula import Law
+from ..formula.structure import expression_size
 from .base import Proposal, ScoredLaw, SearchContext
 from .library import Columns, ParameterNames, round_trip
 
@@ -334,10 +335,6 @@ def free_constant(e: _Edit) -> sympy.Expr | None:
     return _replace(e.expr, path, -p if number < 0 else p)
 
 
-def _size(expr: sympy.Expr) -> int:
-    return sum(1 for _ in sympy.preorder_traversal(expr))
-
-
 def drop_parameter(e: _Edit) -> sympy.Expr | None:
     """Fix one parameter at 0 or 1, whichever leaves the smaller law that still has an input."""
     params = sorted(e.expr.free_symbols - e.columns.symbols, key=lambda s: s.name)
@@ -346,8 +343,8 @@ def drop_parameter(e: _Edit) -> sympy.Expr | None:
     p = e.pick(params)
     fixed = [e.expr.xreplace({p: sympy.Integer(value)}) for value in (0, 1)]
     valid = [f for f in fixed if e.has_input(f) and not f.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)]
-    smallest = min(valid, key=_size, default=None)
-    return smallest if smallest is not None and _size(smallest) < _size(e.expr) else None
+    smallest = min(valid, key=expression_size, default=None)
+    return smallest if smallest is not None and expression_size(smallest) < expression_size(e.expr) else None
 
 
 def vary_parameter(e: _Edit) -> sympy.Expr | None:

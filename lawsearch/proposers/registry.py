@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EngineUnavailable
-from .base import Proposer
+from .base import Proposer, optional_hook
 
-__all__ = ["build_proposers", "BuiltProposers", "llm_configured", "INSTALL_HINTS", "brief_reason"]
+__all__ = ["build_proposers", "check_engine_settings", "BuiltProposers", "llm_configured", "INSTALL_HINTS",
+           "brief_reason"]
 
 #: How to get each optional engine, in a few words (the engines' own messages say more).
 INSTALL_HINTS = {
@@ -19,6 +20,20 @@ INSTALL_HINTS = {
     "pysr": "pip install 'lawsearch[pysr]' + Julia, see README",
     "llm": "--llm-model, --llm-base-url; pip install 'lawsearch[llm]'",
 }
+
+
+def check_engine_settings(llm: Mapping[str, Any], llm_cli: Mapping[str, Any], operon: Mapping[str, Any],
+                          pysr: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Validate the engine blocks of a run's settings (``llm:``, ``operon:``, ``pysr:``) with the engines'
+    own settings types, whether or not the run uses them: a bad key or value is a :class:`TaskError`
+    naming it, raised before anything of the run is written."""
+    from .llm.settings import LLMSettings
+    from .sr.operon import OperonSettings
+    from .sr.pysr import PySRSettings
+
+    LLMSettings.resolve(llm, llm_cli, environ)
+    OperonSettings.from_mapping(operon)
+    PySRSettings.from_mapping(pysr)
 
 
 def _library(options: dict[str, Any]) -> Proposer:
@@ -34,13 +49,13 @@ def _mutate(options: dict[str, Any]) -> Proposer:
 
 
 def _operon(options: dict[str, Any]) -> Proposer:
-    from .operon import OperonProposer, OperonSettings
+    from .sr.operon import OperonProposer, OperonSettings
 
     return OperonProposer(OperonSettings.from_mapping(options))
 
 
 def _pysr(options: dict[str, Any]) -> Proposer:
-    from .pysr import PySRProposer, PySRSettings
+    from .sr.pysr import PySRProposer, PySRSettings
 
     return PySRProposer(PySRSettings.from_mapping(options))
 
@@ -99,8 +114,8 @@ def build_proposers(requested: tuple[str, ...] | None, options: dict[str, dict[s
         engine_options.pop("every", None)
         try:
             proposer = FACTORIES[name](engine_options)
-            check = getattr(proposer, "check_available", None)
-            if callable(check):
+            check = optional_hook(proposer, "check_available")
+            if check is not None:
                 check()
         except EngineUnavailable as exc:
             built.notes.append(f"{name}: unavailable — {exc}")

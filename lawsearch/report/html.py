@@ -31,10 +31,11 @@ import numpy as np
 from ..errors import LawsearchError
 from ..evaluate import Evaluation, evaluate_law
 from ..formula import Law
-from ..io import write_bytes_atomic, write_text_atomic
+from ..io import read_jsonl, write_bytes_atomic, write_text_atomic
 from ..task import TASKS_DIR, Task, load_spec, load_task
 from . import plots
 from .export import load_law_json
+from .tables import Table, best_human, comparison_table, format_number, markdown_table, markdown_text
 
 __all__ = ["write_report", "ReportFigure", "Report", "build_report", "resolve_task"]
 
@@ -91,20 +92,6 @@ def resolve_task(law_json: dict[str, Any], task: Task | str | Path | None = None
     return task
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill: the checkpoint, not the report, repairs history
-    return records
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
@@ -112,17 +99,6 @@ def _read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise LawsearchError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-
-
-def _best_human(law_json: dict[str, Any]) -> dict[str, Any] | None:
-    """The human law with the best test R² in law.json (None when there is none)."""
-
-    def r2(record: dict[str, Any]) -> float:
-        value = record.get("metrics", {}).get("test", {}).get("r2")
-        return value if isinstance(value, (int, float)) and math.isfinite(value) else -math.inf
-
-    humans = list(law_json.get("human_laws") or [])
-    return max(humans, key=r2) if humans else None
 
 
 # ---------------------------------------------------------------------- the report's content
@@ -150,7 +126,7 @@ def build_report(run_dir: str | Path, task: Task | str | Path | None = None) -> 
                      f"{recorded:.6g}: the task's data or the fitter changed since the run (the figures show "
                      "the refit, the tables law.json)")
 
-    human_record = _best_human(law_json)
+    human_record = best_human(law_json)
     human_eval = None
     if human_record is not None:
         try:
@@ -237,7 +213,8 @@ def _figures(report: Report, human: Evaluation | None, settings: dict[str, Any],
         ))
     else:
         report.notes.append("no checkpoint.json with an archive: the Pareto front is not drawn")
-    history = _read_jsonl(report.run_dir / "history.jsonl")
+    history_path = report.run_dir / "history.jsonl"
+    history = read_jsonl(history_path, skip_bad_lines=True) if history_path.exists() else []
     if history:
         figures.append(ReportFigure(
             "search_progress", "Search progress",
@@ -251,24 +228,10 @@ def _figures(report: Report, human: Evaluation | None, settings: dict[str, Any],
 
 
 # ---------------------------------------------------------------------- tables
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        return str(value)
-    value = float(value)
-    if not math.isfinite(value):
-        return "—"
-    return f"{value:.{digits}g}"
-
-
 def _interval(pair: Any) -> str:
     if not pair or any(v is None for v in pair):
         return "—"
-    return f"[{_fmt(pair[0])}, {_fmt(pair[1])}]"
-
-
-Table = tuple[list[str], list[list[str]]]
+    return f"[{format_number(pair[0])}, {format_number(pair[1])}]"
 
 
 def _metrics_table(report: Report) -> Table:
@@ -278,24 +241,9 @@ def _metrics_table(report: Report) -> Table:
     rows = []
     for split in ("train", "test"):
         m = metrics.get(split) or {}
-        rows.append([split, _fmt(m.get("r2")), _fmt(m.get("nmse")), _fmt(m.get("nmae"))])
-    rows.append(["validation (search)", "—", _fmt(validation), "—"])
+        rows.append([split, format_number(m.get("r2")), format_number(m.get("nmse")), format_number(m.get("nmae"))])
+    rows.append(["validation (search)", "—", format_number(validation), "—"])
     return ["split", "R²", "NMSE", "NMAE"], rows
-
-
-def _comparison_table(report: Report) -> Table:
-    law = report.law_json["law"]
-    header = ["law", "formula", "parameters", "test R²", "test NMSE", "test NMAE"]
-
-    def row(name: str, formula: str, n: Any, metrics: dict[str, Any]) -> list[str]:
-        return [name, f"`{formula}`", str(n), _fmt(metrics.get("r2")), _fmt(metrics.get("nmse")),
-                _fmt(metrics.get("nmae"))]
-
-    rows = [row("discovered", law["formula"], len(law.get("parameters", [])), law.get("metrics", {}).get("test", {}))]
-    for human in report.law_json.get("human_laws") or []:
-        rows.append(row(human["name"], human["formula"], human.get("n_parameters", "—"),
-                        human.get("metrics", {}).get("test", {})))
-    return header, rows
 
 
 def _parameter_table(report: Report) -> Table:
@@ -305,7 +253,7 @@ def _parameter_table(report: Report) -> Table:
     multi = len(report.task.targets) > 1
     level = ci.get("level")
     header = ["group"] + (["target"] if multi else []) + ["parameter", "estimate",
-                                                         f"{_fmt(100 * level, 3)}% CI" if level else "CI"]
+                                                         f"{format_number(100 * level, 3)}% CI" if level else "CI"]
     rows = []
     for group, values in fitted.items():
         by_target = values if multi else {report.task.targets[0]: values}
@@ -313,7 +261,7 @@ def _parameter_table(report: Report) -> Table:
             group_ci = intervals.get(group) or {}
             group_ci = (group_ci.get(target) or {}) if multi else group_ci
             for name in report.law.parameters:
-                rows.append([group] + ([target] if multi else []) + [name, _fmt(params.get(name), 5),
+                rows.append([group] + ([target] if multi else []) + [name, format_number(params.get(name), 5),
                                                                     _interval(group_ci.get(name))])
     return header, rows
 
@@ -324,13 +272,13 @@ def _prediction_table(report: Report) -> Table | None:
     if not predictions:
         return None
     multi = len(report.task.targets) > 1
-    header = ["group", "row", "inputs", "target", "observed", "estimate", f"{_fmt(100 * ci['level'], 3)}% CI"]
+    header = ["group", "row", "inputs", "target", "observed", "estimate", f"{format_number(100 * ci['level'], 3)}% CI"]
     rows = []
     for group, entry in predictions.items():
         for item in (entry.values() if multi else [entry]):
-            inputs = ", ".join(f"{k}={_fmt(v)}" for k, v in item["inputs"].items())
-            rows.append([group, str(item["row"]), inputs, item["target"], _fmt(item.get("observed")),
-                         _fmt(item.get("estimate")), _interval(item.get("interval"))])
+            inputs = ", ".join(f"{k}={format_number(v)}" for k, v in item["inputs"].items())
+            rows.append([group, str(item["row"]), inputs, item["target"], format_number(item.get("observed")),
+                         format_number(item.get("estimate")), _interval(item.get("interval"))])
     return header, rows
 
 
@@ -354,7 +302,7 @@ def _summary(report: Report) -> list[tuple[str, str]]:
         ("parameters", f"{len(law.get('parameters', []))} per group: {', '.join(law.get('parameters', []))}"),
         ("complexity", str(law.get("complexity", "—"))),
         ("search", f"{data.get('generations', '—')} generations, {data.get('evaluations', '—')} laws evaluated, "
-                   f"{_fmt(data.get('wall_time_s'), 3)} s"),
+                   f"{format_number(data.get('wall_time_s'), 3)} s"),
         ("seed", str(data.get("seed", "—"))),
     ]
     selection = data.get("selection")
@@ -366,7 +314,7 @@ def _summary(report: Report) -> list[tuple[str, str]]:
     if ci:
         done, asked = ci.get("n_boot"), ci.get("n_requested", ci.get("n_boot"))
         count = f"{done} replicates" if done == asked else f"{done} of {asked} replicates (time limit)"
-        items.append(("confidence intervals", f"{_fmt(100 * ci['level'], 3)}% {ci.get('method', 'bootstrap')}, "
+        items.append(("confidence intervals", f"{format_number(100 * ci['level'], 3)}% {ci.get('method', 'bootstrap')}, "
                                               f"{count} ({ci.get('n_failed', 0)} failed fits)"))
     return items
 
@@ -404,32 +352,13 @@ def _html_table(table: Table) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _md_text(text: str) -> str:
-    """Plain text for markdown, where raw HTML would be rendered: names and descriptions come
-    from the user's task and data, so their ``<``, ``>`` and ``&`` are escaped (as in the HTML report)."""
-    return html.escape(text, quote=False)
-
-
-def _md_cell(text: str) -> str:
-    if not (len(text) > 1 and text.startswith("`") and text.endswith("`")):  # a code span shows text as is
-        text = _md_text(text)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(table: Table) -> str:
-    header, rows = table
-    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _sections(report: Report) -> list[tuple[str, str | None, Table | None]]:
     """(heading, paragraph, table) of each table section, shared by both writers."""
     sections: list[tuple[str, str | None, Table | None]] = [
         ("Metrics", "SLDBench protocol: fitted per group on the train split, scored on the held-out test split "
                     "(R² = 1 − NMSE).", _metrics_table(report)),
         ("Comparison with human laws", "Every law fitted and scored on the same protocol.",
-         _comparison_table(report)),
+         comparison_table(report.law_json)),
     ]
     has_ci = bool(report.law_json.get("ci"))
     sections.append((
@@ -491,23 +420,23 @@ def render_markdown(report: Report) -> str:
     law = report.law_json["law"]
     lines = [f"# lawsearch report — {report.task.name}", ""]
     if report.task.description:
-        lines += [_md_text(report.task.description), ""]
+        lines += [markdown_text(report.task.description), ""]
     lines += ["## Discovered law", ""]
     if report.latex_png is not None:
         lines += [f"![the discovered law]({PLOTS_DIR}/law.png)", ""]
     lines += ["$$", report.latex, "$$", "", f"As text: `{law['formula']}`", ""]
-    lines += [f"- **{_md_text(k)}**: {_md_text(v)}" for k, v in _summary(report)] + [""]
-    lines += [f"> Note: {_md_text(note)}" for note in report.notes] + ([""] if report.notes else [])
+    lines += [f"- **{markdown_text(k)}**: {markdown_text(v)}" for k, v in _summary(report)] + [""]
+    lines += [f"> Note: {markdown_text(note)}" for note in report.notes] + ([""] if report.notes else [])
     for heading, paragraph, table in _sections(report):
         lines += [f"## {heading}", ""]
         if paragraph:
             lines += [paragraph, ""]
         if table is not None:
-            lines += [_md_table(table), ""]
+            lines += [markdown_table(table), ""]
     lines += ["## Figures", ""]
     for fig in report.figures:
-        title = _md_text(fig.title)
-        lines += [f"### {title}", "", f"![{title}]({PLOTS_DIR}/{fig.name}.png)", "", _md_text(fig.caption), ""]
+        title = markdown_text(fig.title)
+        lines += [f"### {title}", "", f"![{title}]({PLOTS_DIR}/{fig.name}.png)", "", markdown_text(fig.caption), ""]
     return "\n".join(lines)
 
 

@@ -21,9 +21,8 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,63 +30,33 @@ from ..errors import CheckpointError, EngineUnavailable, LawsearchError
 from ..evaluate import jsonable
 from ..fit import FitOptions
 from ..io import append_jsonl, writing
-from ..proposers.base import Proposal, Proposer, ScoredLaw, SearchContext
+from ..proposers.base import Proposal, Proposer, optional_hook
 from ..proposers.registry import brief_reason, build_proposers
 from ..task import Task
-from .archive import Candidate, select_winner, winner_threshold
+from .archive import Candidate
 from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at, with_deadline
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
-from .evaluation import EvalPayload, ParentFit, evaluate_batch
+from .scoring import EvalPayload, ParentFit, evaluate_batch
 from .executors import WorkerCrash, make_executor
-from .folds import FOLD_FIT_EFFORT, extrapolation_folds, fold_winner
+from .folds import extrapolation_folds
+from .finalists import Finalists
+from .population import Population, new_stats
+from .result import DiscoveryResult, default_run_dir
 from .rundir import claim_run_dir
+from .scheduling import HUMAN_SEED, ProposalScheduling
 from .settings import SearchSettings
+
+if TYPE_CHECKING:
+    from .outputs import FinishedRun
 
 __all__ = ["discover", "DiscoveryResult", "Discovery", "default_run_dir", "ProgressCallback", "StepCallback"]
 
-DEFAULT_CADENCE = {"operon": 2, "pysr": 2}  # generations between calls of the slow engines
-HUMAN_SEED = "human law"  # note of the human laws seeded in generation 0 (fitted with the full fitter)
-_REFINE_ROUNDS = 3  # rounds of refining the contenders before the winner is chosen
 _SEARCH_TOL = 1e-8  # the cheap search fits stop at scipy's default tolerance (FitOptions.tol)
 ProgressCallback = Callable[[RunState, "Discovery"], None]
 StepCallback = Callable[[str, int, int], None]  # (step, done, total) of the long steps after the search
 
 
-@dataclass
-class DiscoveryResult:
-    """What a finished (or interrupted) run produced; ``run_dir`` holds the files."""
-
-    run_dir: Path
-    law_json: dict[str, Any]
-    state: RunState
-    interrupted: bool = False
-    notes: list[str] = field(default_factory=list)
-    task: Task | None = None
-
-    @property
-    def formula(self) -> str:
-        return self.law_json["law"]["formula"]
-
-    def _repr_html_(self) -> str:
-        """A small table in a notebook: the law beside the human laws, test metrics."""
-        from ..notebook import result_html
-
-        return result_html(self)
-
-    def plot(self, **kwargs: Any) -> Any:
-        """The per-group fit and extrapolation figure (:func:`lawsearch.notebook.plot_result`)."""
-        from ..notebook import plot_result
-
-        return plot_result(self, **kwargs)
-
-
-def default_run_dir(task: Task, seed: int, root: Path = Path("results")) -> Path:
-    """``results/<task>/<UTC timestamp>-s<seed>``."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return root / task.name / f"{stamp}-s{seed}"
-
-
-class Discovery:
+class Discovery(ProposalScheduling, Population, Finalists):
     """One discovery run over a task, resumable from its run directory."""
 
     def __init__(
@@ -130,9 +99,10 @@ class Discovery:
             raise EngineUnavailable(f"the requested proposer cannot run — {why}")
         self.state = self._initial_state(resume)
         for proposer in self.proposers:  # in law.json even when none of its calls succeeded
-            self.state.proposer_stats.setdefault(proposer.name, _new_stats())
-            if proposer.name in self.state.proposer_state and hasattr(proposer, "load_state"):
-                proposer.load_state(self.state.proposer_state[proposer.name])
+            self.state.proposer_stats.setdefault(proposer.name, new_stats())
+            load_state = optional_hook(proposer, "load_state")
+            if proposer.name in self.state.proposer_state and load_state is not None:
+                load_state(self.state.proposer_state[proposer.name])
         briefs = {f"{name}: unavailable — {exc}": f"{name} skipped: {brief_reason(name, exc)}"
                   for name, exc in built.unavailable.items()}
         for note in self.notes:
@@ -253,87 +223,6 @@ class Discovery:
         """The ``time.time()`` at which this run reaches ``share`` of its time limit."""
         return deadline_at(self.settings.time_limit, self.elapsed, share)
 
-    # ------------------------------------------------------------------ proposals
-    def _rng(self, *keys: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence([self.settings.seed, self.state.generation, *keys]))
-
-    def _context(self, rng: np.random.Generator, best: list[Candidate]) -> SearchContext:
-        st = self.search_train
-        return SearchContext(
-            inputs=tuple(self.task.inputs), targets=tuple(self.task.targets), X=st.X, Y=st.Y, groups=st.groups,
-            rng=rng, max_parameters=self.max_parameters, generation=self.state.generation,
-            best=[ScoredLaw(c.formula, c.complexity, c.n_parameters, c.val_error, c.source) for c in best],
-            failures=self._recent_failures(), task_name=self.task.name, task_description=self.task.description,
-            seen=set(self.state.archive.candidates), deadline=self._proposal_deadline(), pairs=self.task.pairs,
-        )
-
-    def _recent_failures(self, k: int = 8) -> list[tuple[str, str]]:
-        failed = [c for c in self.state.archive.candidates.values() if not c.ok]
-        return [(c.formula, "could not be fitted or predicted non-finite values") for c in failed[-k:]]
-
-    def _shares(self) -> dict[str, int]:
-        """Proposals per proposer this generation, by weight (cadence of slow engines respected)."""
-        g = self.state.generation
-        s = self.settings
-        if g == 0:
-            return {p.name: (s.initial_library if p.name == "library" else
-                             0 if p.name == "mutate" else s.proposals_per_generation // 4)
-                    for p in self.proposers}
-        active = {p.name: s.weights.get(p.name, 1.0) for p in self.proposers if g % self._cadence(p.name) == 0}
-        total = sum(active.values())
-        if total <= 0:
-            return {}
-        return {name: max(1, round(s.proposals_per_generation * w / total)) for name, w in active.items() if w > 0}
-
-    def _cadence(self, name: str) -> int:
-        """Generations between calls of a proposer: the engine block's ``every`` (operon, pysr, llm)."""
-        block = getattr(self.settings, name, None)
-        every = block.get("every") if isinstance(block, dict) else None
-        return max(1, int(every if every is not None else DEFAULT_CADENCE.get(name, 1)))
-
-    def _call(self, proposer: Proposer, context: SearchContext, n: int) -> list[Proposal]:
-        try:
-            proposals = proposer.propose(context, n)
-        except EngineUnavailable as exc:
-            self.log(f"{proposer.name}: unavailable — {exc}; going on without it",
-                     shown=f"{proposer.name} skipped: {brief_reason(proposer.name, exc)}")
-            self.notes.append(f"{proposer.name}: unavailable — {exc}")
-            self.proposers = [p for p in self.proposers if p is not proposer]
-            return []
-        except Exception as exc:  # a proposer bug is recorded, never fatal
-            self.state.proposer_stats.setdefault(proposer.name, _new_stats())["errors"] += 1
-            self.log(f"{proposer.name}: proposer failed: {type(exc).__name__}: {exc}")
-            return []
-        self._events += _event_records(proposer, self.state.generation)
-        return list(proposals)[: max(n, 0)]
-
-    def _collect(self) -> list[tuple[Proposal, int]]:
-        """All proposals of this generation, each with the island it will join."""
-        shares = self._shares()
-        archive = self.state.archive
-        n_islands = len(self.state.islands)
-        collected: list[tuple[Proposal, int]] = []
-        if self.state.generation == 0 and self.settings.seed_human_laws:
-            collected += [(Proposal(h.formula, "library", note=f"{HUMAN_SEED}: {h.name}"), k % n_islands)
-                          for k, h in enumerate(self.task.human_laws)]
-        for index, proposer in enumerate(list(self.proposers)):
-            n = shares.get(proposer.name, 0)
-            if n <= 0:
-                continue
-            if proposer.name == "mutate":
-                for island, keys in enumerate(self.state.islands):
-                    members = [archive.get(k) for k in keys]
-                    if not members:
-                        continue
-                    per_island = max(1, math.ceil(n / n_islands))
-                    context = self._context(self._rng(index, island), members)
-                    collected += [(p, island) for p in self._call(proposer, context, per_island)]
-            else:
-                context = self._context(self._rng(index), archive.best(20))
-                for k, proposal in enumerate(self._call(proposer, context, n)):
-                    collected.append((proposal, (self.state.generation + k) % n_islands))
-        return collected
-
     # ------------------------------------------------------------------ one generation
     def run_generation(self) -> None:
         """Propose, deduplicate, evaluate, select, migrate, record, checkpoint."""
@@ -412,7 +301,7 @@ class Discovery:
                                  "val_error": best[0].val_error if best else None,
                                  "source": best[0].source if best else None})
         state.elapsed = self.elapsed
-        state.proposer_state = {p.name: p.state_dict() for p in self.proposers if hasattr(p, "state_dict")}
+        state.proposer_state = {p.name: hook() for p in self.proposers if (hook := optional_hook(p, "state_dict"))}
         save_checkpoint(self.run_dir, state)
 
     def _thorough_payload(self, formula: str, on_all_train: bool = False, *, deadline: float) -> EvalPayload:
@@ -467,51 +356,6 @@ class Discovery:
                               f"--resume --out {self.run_dir}") from exc
         return results
 
-    def _update_stats(self, records: list[dict[str, Any]], best_before: float) -> None:
-        running_best = best_before
-        for record in records:
-            if record["status"] == "event":
-                continue
-            stats = self.state.proposer_stats.setdefault(record["source"], _new_stats())
-            stats["proposed"] += 1
-            status = record["status"]
-            stats[status if status in stats else "failed"] += 1
-            if status == "ok" and record["val_error"] < running_best:
-                running_best = record["val_error"]
-                stats["improving"] += 1
-                record["improved"] = True
-
-    def _report_outcomes(self, pairs: list[tuple[Proposal, dict[str, Any]]]) -> None:
-        """Tell proposers that want it (the LLM's run summary) what became of their proposals."""
-        by_name = {p.name: p for p in self.proposers if hasattr(p, "record_outcome")}
-        for proposal, record in pairs:
-            if proposal.source in by_name:
-                by_name[proposal.source].record_outcome(proposal, record["status"] == "ok",
-                                                        bool(record.get("improved")))
-
-    def _select(self) -> None:
-        """Elitism: each island keeps its ``population_size`` best distinct laws."""
-        archive = self.state.archive
-        size = self.settings.population_size
-        for i, keys in enumerate(self.state.islands):
-            unique = [k for k in dict.fromkeys(keys) if archive.get(k).ok]
-            unique.sort(key=lambda k: (archive.get(k).val_error, archive.get(k).complexity, archive.get(k).formula))
-            self.state.islands[i] = unique[:size]
-
-    def _migrate(self) -> None:
-        """Ring migration: each island's best few join the next island."""
-        islands = self.state.islands
-        if len(islands) < 2:
-            return
-        migrants = [keys[: self.settings.migrants] for keys in islands]
-        for i, group in enumerate(migrants):
-            islands[(i + 1) % len(islands)].extend(k for k in group if k not in islands[(i + 1) % len(islands)])
-        self._select()
-
-    def best_error(self) -> float:
-        best = self.state.archive.best(1)
-        return best[0].val_error if best else math.inf
-
     # ------------------------------------------------------------------ the run
     def run(self, progress: ProgressCallback | None = None) -> DiscoveryResult:
         """Run generations until the budget is spent (or Ctrl-C), then write the results."""
@@ -530,7 +374,8 @@ class Discovery:
             if not self.state.archive.best(1):
                 raise LawsearchError("the search found no law that could be fitted; see history.jsonl for the reasons")
             self.refine_finalists()
-            law_json = write_outputs(self)
+            law_json = write_outputs(self._finished_run())
+            self.notes[:] = law_json["notes"]
             self.state.finished = not interrupted
             self.state.elapsed = self.elapsed
             save_checkpoint(self.run_dir, self.state)
@@ -538,107 +383,17 @@ class Discovery:
             self.close()
         return DiscoveryResult(self.run_dir, law_json, self.state, interrupted, self.notes, task=self.task)
 
-    def refine_finalists(self) -> None:
-        """Re-score the contenders (the best laws and the Pareto front) with the full fitter.
+    def _finished_run(self) -> FinishedRun:
+        """The frozen record of this run that :func:`~.outputs.write_outputs` writes out."""
+        from .outputs import FinishedRun
 
-        During the search laws are fitted with a cheap multi-start; before the winner is
-        chosen, the ``refine_top`` best laws and the front's laws within twice the best
-        validation error or within the winner rule's reach (:func:`winner_threshold`: a
-        large standard error reaches further) are refitted on search-train with the default
-        (thorough) fitter and their validation errors updated.  Each contender is also fitted
-        on all of train, as the winner will be, and dropped if that fit is degenerate (a
-        parameter at the fitter's limit, :func:`~lawsearch.fit.pinned_parameter`) or breaks a
-        declared trend (``monotone``) beyond the data: the law that gets extrapolated is that fit.
-        As dropping or re-scoring changes the contenders, this repeats (a few rounds at most)
-        until every contender has been through both.  Still no test row.
-        """
-        archive = self.state.archive
-        if self.settings.refine_top <= 0:
-            return
-        checked: set[str] = set()
-        deadline = self.deadline(REFINE_SHARE)
-        for _ in range(_REFINE_ROUNDS):
-            if time.time() >= deadline:
-                self.log("refining: stopped at its share of the time limit")
-                break
-            best = archive.best(self.settings.refine_top)
-            if not best:
-                break
-            front = archive.front()
-            bar = max(2 * best[0].val_error, winner_threshold(front, self.settings.selection_tolerance))
-            contenders = [c for c in front if c.val_error <= bar]
-            keys = list(dict.fromkeys([c.key for c in best] + [c.key for c in contenders]))
-            refits = [k for k in keys if not archive.get(k).refined]
-            checks = [k for k in keys if k not in checked]
-            if not refits and not checks:
-                break
-            self._refine(refits, checks, deadline)
-            checked.update(checks)
-        self._score_folds(deadline)
-        self.state.elapsed = self.elapsed
-        save_checkpoint(self.run_dir, self.state)
-
-    def _refine(self, refits: list[str], checks: list[str], deadline: float) -> None:
-        """Refit ``refits`` on search-train with the full fitter; fit ``checks`` on all of train
-        and drop those whose fit is degenerate or breaks a declared trend; a fit that ``deadline``
-        cuts short changes nothing."""
-        archive = self.state.archive
-        self.log(f"refining {len(refits)} finalists with the full fitter"
-                 + (f", checking {len(checks)} fitted on all of train" if checks else ""))
-        jobs = [([archive.get(k).formula], self._thorough_payload(archive.get(k).formula, deadline=deadline))
-                for k in refits]
-        jobs += [([archive.get(k).formula], self._thorough_payload(archive.get(k).formula, on_all_train=True,
-                                                                   deadline=deadline))
-                 for k in checks]
-        results = self._run_jobs(jobs, step="refining finalists")
-        for key, result in zip(refits, results):
-            cand = archive.get(key)
-            if result.get("status") == "timeout":
-                continue  # keep the search's score; a later round does not retry it
-            if result.get("status") == "ok":
-                cand.val_error, cand.val_se = result["val_error"], result["val_se"]
-            elif result.get("status") == "rejected":  # the thorough fit is degenerate or breaks a trend
-                cand.val_error, cand.val_se = math.inf, math.inf
-                self.log(f"refit of {cand.formula} rejected: {result.get('reason')}")
-            else:  # keep the search's score
-                self.log(f"refit of {cand.formula} failed: {result.get('reason')}")
-            cand.refined = True
-        for key, result in zip(checks, results[len(refits):]):
-            cand = archive.get(key)
-            if result.get("status") == "rejected" and cand.ok:
-                cand.val_error, cand.val_se = math.inf, math.inf
-                self.log(f"fit on all of train of {cand.formula} rejected: {result.get('reason')}")
-
-    def _score_folds(self, deadline: float) -> None:
-        """Score the finalists (the ``refine_top`` best, the front within reach of the winner rule and
-        the human laws the search was seeded with) on the extrapolation folds beyond the first
-        (:mod:`.folds`; fold 1 is the validation cut they were refined on), with the fitter's effort
-        cut to :data:`~.folds.FOLD_FIT_EFFORT`, stopping at ``deadline``."""
-        if len(self.folds) < 2:
-            return
-        archive = self.state.archive
-        front = archive.front()
-        bar = max(2 * self.best_error(), winner_threshold(front, self.settings.selection_tolerance))
-        finalists = archive.best(self.settings.refine_top) + [c for c in front if c.val_error <= bar]
-        if self.settings.seed_human_laws:
-            human = (self.task.parse_law(h.formula).canonical for h in self.task.human_laws)
-            finalists += [archive.get(k) for k in human if k in archive and archive.get(k).ok]
-        keys = [k for k in dict.fromkeys(c.key for c in finalists) if archive.get(k).fold_errors is None]
-        jobs = []
-        for key in keys:
-            payload = self._thorough_payload(archive.get(key).formula, deadline=deadline)
-            payload = dataclasses.replace(payload, fit_options=dataclasses.replace(payload.fit_options,
-                                                                                  **FOLD_FIT_EFFORT))
-            jobs += [([archive.get(key).formula],
-                      dataclasses.replace(payload, X_fit=fit.X, Y_fit=fit.Y, groups_fit=fit.groups,
-                                          X_val=held.X, Y_val=held.Y, groups_val=held.groups))
-                     for fit, held in self.folds[1:]]
-        self.log(f"scoring {len(keys)} finalists on {len(self.folds) - 1} more extrapolation folds")
-        results = iter(self._run_jobs(jobs))
-        for key in keys:
-            cand = archive.get(key)
-            errors = [next(results).get("val_error", math.inf) for _ in self.folds[1:]]
-            cand.fold_errors = [cand.val_error, *errors]
+        winner = self.winner()
+        summaries = {p.name: hook() for p in self.proposers if (hook := optional_hook(p, "run_summary"))}
+        return FinishedRun(task=self.task, settings=self.settings, state=self.state, run_dir=self.run_dir,
+                           winner=winner, selection=self.selection, search_train=self.search_train,
+                           validation_rows=len(self.validation), validation_fraction=self.validation_fraction,
+                           notes=tuple(self.notes), proposer_summaries=summaries, elapsed=lambda: self.elapsed,
+                           log=self.log, step=self.step, executor=self.get_executor)
 
     def get_executor(self) -> Executor:
         """The run's executor (made on first use)."""
@@ -657,45 +412,6 @@ class Discovery:
             except Exception as exc:  # closing must not hide the run's result
                 self.log(f"{proposer.name}: close failed: {exc}")
         self._lock.release()
-
-    def winner(self) -> Candidate:
-        """The finalist chosen on the extrapolation folds (:func:`~.folds.fold_winner`), else (a single
-        fold, or none scored) the Pareto-front law chosen by :func:`select_winner`; the choice is
-        described in ``self.selection``."""
-        by_folds = fold_winner(list(self.state.archive.candidates.values()))
-        if by_folds is not None:
-            chosen, self.selection = by_folds
-            self.selection["folds"] = [{"fit_rows": len(fit), "held_out_rows": len(held)} for fit, held in self.folds]
-            return chosen
-        self.selection = {"rule": "one-standard-error: simplest Pareto law with validation NMSE <= best + its "
-                                  "standard error (or within selection_tolerance, relative)",
-                          "tolerance": self.settings.selection_tolerance}
-        chosen = select_winner(self.state.archive.front(), self.settings.selection_tolerance)
-        if chosen is None:
-            raise LawsearchError("no law was fitted successfully")
-        return chosen
-
-
-def _event_records(proposer: Proposer, generation: int) -> list[dict[str, Any]]:
-    """History lines for what a proposer reports itself (e.g. formulas an LLM wrote that it rejected)."""
-    pop = getattr(proposer, "pop_events", None)
-    records = []
-    for event in pop() if callable(pop) else []:
-        event = dict(event)
-        kind = event.pop("event", "event")
-        if kind.endswith("_rejected") and "formula" in event:
-            records.append({"generation": generation, "formula": event.pop("formula"), "source": proposer.name,
-                            "parents": [], "note": "rejected by the proposer", "status": "rejected",
-                            "reason": event.pop("reason", ""), "by_proposer": True, "meta": event})
-        else:
-            records.append({"generation": generation, "source": proposer.name, **event, "status": "event",
-                            "event": kind})
-    return records
-
-
-def _new_stats() -> dict[str, Any]:
-    return {"proposed": 0, "ok": 0, "duplicate": 0, "parse_error": 0, "rejected": 0, "fit_failed": 0,
-            "timeout": 0, "failed": 0, "improving": 0, "errors": 0}
 
 
 def discover(

@@ -138,7 +138,8 @@ def resolve_settings(
     config: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> SearchSettings:
-    """Merge defaults < config YAML < environment < CLI options (``None`` CLI values are unset)."""
+    """Merge defaults < config YAML < environment < CLI options (``None`` CLI values are unset); the engine
+    blocks (``llm:``, ``operon:``, ``pysr:``) are validated here too, before a run writes anything."""
     merged: dict[str, Any] = {}
     source = "defaults"
     if config is not None:
@@ -156,9 +157,13 @@ def resolve_settings(
         else:
             merged[key] = value
     try:
-        return SearchSettings(**merged)
+        settings = SearchSettings(**merged)
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"]) or "settings"
         message = problem["msg"].removeprefix("Value error, ")
         raise TaskError(f"{source}: setting {field!r}: {message}") from None
+    from ..proposers.registry import check_engine_settings
+
+    check_engine_settings(settings.llm, settings.llm_cli, settings.operon, settings.pysr, environ)
+    return settings

@@ -3,12 +3,12 @@
 Each call of :meth:`OperonProposer.propose` runs one seeded, time-bounded Operon
 search on the search-train rows (never validation or test rows) and returns
 formulas read from its whole Pareto front (accuracy × length), translated into
-our grammar by :mod:`lawsearch.proposers.sr_translate`: every number Operon
+our grammar by :mod:`lawsearch.proposers.sr.translate`: every number Operon
 fitted becomes a parameter, which the shared fitter refits per group, so SR
 output competes on exactly the same validation score as every other proposal.
 
 The calls cycle through direct runs and residual/ratio runs on the best laws
-(see :class:`lawsearch.proposers.sr_translate.SRProposer`).  Direct runs
+(see :class:`lawsearch.proposers.sr.loop.SRProposer`).  Direct runs
 alternate raw inputs with ``add,mul,pow,constant,variable`` and ``log(inputs)``
 with ``add,sub,mul,div,exp,constant,variable`` (there ``exp(k*log x)`` reads
 back as ``x**k``): these two small sets recover ``E + A*N**-a + B*D**-b``
@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EngineUnavailable, TaskError
-from .base import known_settings, split_names
-from .sr_translate import EngineModel, SRJob, SRProposer
+from ...errors import EngineUnavailable, TaskError
+from ..base import known_settings, split_names
+from .loop import EngineModel, SRJob, SRProposer
 
 __all__ = [
     "OperonSettings",

@@ -1,10 +1,10 @@
 """Start and stop a small local OpenAI-compatible LLM server (llama-cpp-python).
 
-Used by the real-model integration tests and by ``scripts/local_llm.sh``'s
-users who prefer Python.  Nothing here is needed for the LLM proposer itself,
+Used by the real-model integration tests and by ``benchmarks/llm_local.py`` (test plumbing,
+not part of the package).  Nothing here is needed for the LLM proposer itself,
 which talks to any OpenAI-compatible server.
 
->>> from lawsearch.proposers.llm_server import gemma_model_path, start_local_server
+>>> from llm_server import gemma_model_path, start_local_server
 >>> with start_local_server(gemma_model_path()) as server:   # doctest: +SKIP
 ...     print(server.base_url, server.model)                  # http://127.0.0.1:PORT/v1 gemma
 """
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EngineUnavailable
+from lawsearch.errors import EngineUnavailable
 
 __all__ = [
     "LocalServer",

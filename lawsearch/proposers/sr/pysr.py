@@ -29,12 +29,12 @@ or anything else), :meth:`PySRProposer.propose` raises
 notes it in the run's log and goes on with its other proposers.
 
 Like the Operon proposer (:mod:`.operon`, sharing the loop in
-:class:`~lawsearch.proposers.sr_translate.SRProposer`), each call runs one seeded,
+:class:`~lawsearch.proposers.sr.loop.SRProposer`), each call runs one seeded,
 time-bounded search on the search-train rows — direct on raw or log inputs, or
 on the residual/ratio of one of the best laws — reads the whole ``equations_``
 table and translates every ``equation`` string (PySR's own text, e.g.
 ``((x0 * 2.5382) + square(x1)) + -0.5``) through the safe parser, function names
-mapped by :data:`~lawsearch.proposers.sr_translate.PYSR_FUNCTIONS`.  The
+mapped by :data:`~lawsearch.proposers.sr.rewrite.PYSR_FUNCTIONS`.  The
 ``sympy_format`` column is never used (PySR builds it with ``sympify``, which
 evaluates text).  With a seed, PySR runs with ``deterministic=True`` and
 ``parallelism="serial"`` so a run is reproducible.
@@ -52,9 +52,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EngineUnavailable, TaskError
-from .base import known_settings, split_names
-from .sr_translate import PYSR_FUNCTIONS, EngineModel, SRJob, SRProposer
+from ...errors import EngineUnavailable, TaskError
+from ..base import known_settings, split_names
+from .loop import EngineModel, SRJob, SRProposer
+from .rewrite import PYSR_FUNCTIONS
 
 __all__ = [
     "PySRSettings",

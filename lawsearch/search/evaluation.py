@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import LawsearchError
 from ..fit import OUT_OF_TIME, FitOptions, LawFit, fit_law, pinned_parameter
 from ..formula import Law
-from ..identifiability import identifiable_count, reduce_law, redundant_direction
+from ..identifiability import identifiable_count, reduce_law, redundant_direction, structural_redundancy
 
 __all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "TREND_FACTORS"]
 
@@ -137,7 +137,9 @@ def _evaluate_one(formula: str, payload: EvalPayload) -> dict[str, Any]:
                       payload.fit_options, seed=payload.seed)
         if any(OUT_OF_TIME in f.message for f in fit.fits):
             return {**info, "status": "timeout", "reason": "the time limit cut its fit short"}
-        fit, dropped = (fit, []) if law.uses_self else _identifiable(fit, payload)
+        # only a redundancy in the law's form is reparametrized, not one the rows alone create
+        structural = not law.uses_self and structural_redundancy(law, payload.X_fit, payload.seed) > 0
+        fit, dropped = _identifiable(fit, payload) if structural else (fit, [])
         if fit is None:
             return {**info, "status": "rejected",
                     "reason": "not identifiable: some parameters act only together, and none could be fixed"}

@@ -37,6 +37,7 @@ from ..task import Task
 from .archive import Candidate, select_winner, winner_threshold
 from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at, with_deadline
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
+from .consensus import consensus_winner
 from .evaluation import EvalPayload, evaluate_batch
 from .executors import WorkerCrash, make_executor
 from .folds import FOLD_FIT_EFFORT, extrapolation_folds, fold_winner
@@ -654,6 +655,11 @@ class Discovery:
             chosen, self.selection = by_folds
             self.selection["folds"] = [{"fit_rows": len(fit), "held_out_rows": len(held)} for fit, held in self.folds]
             return chosen
+        if self.settings.winner_rule == "consensus":  # lawsearch/search/consensus.py
+            by_consensus = self._consensus_winner()
+            if by_consensus is not None:
+                chosen, self.selection = by_consensus
+                return chosen
         self.selection = {"rule": "one-standard-error: simplest Pareto law with validation NMSE <= best + its "
                                   "standard error (or within selection_tolerance, relative)",
                           "tolerance": self.settings.selection_tolerance}
@@ -661,6 +667,11 @@ class Discovery:
         if chosen is None:
             raise LawsearchError("no law was fitted successfully")
         return chosen
+
+    def _consensus_winner(self) -> tuple[Candidate, dict[str, Any]] | None:
+        """The consensus rule's winner and its record (:func:`~.consensus.consensus_winner`)."""
+        return consensus_winner(self.state.archive.front(), self.task, self.validation,
+                                tolerance=self.settings.selection_tolerance, seed=self.settings.seed)
 
 
 def _event_records(proposer: Proposer, generation: int) -> list[dict[str, Any]]:

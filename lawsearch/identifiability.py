@@ -43,6 +43,7 @@ RANK_TOLERANCE = 1e-9
 #: A reduced law must fit every group within this share of the original's objective.
 LOSS_TOLERANCE = 1e-3
 _RANDOM_POINTS = 12  # random parameter vectors of identifiable_count at most (the rank is the largest found)
+_STRUCTURAL_ROWS = 256  # rows (a seeded sample) structural_redundancy evaluates the law on, at most
 _MAX_REFITS = 3  # reduced laws refitted at most, per reduction
 
 
@@ -114,9 +115,13 @@ def generic_rows(X: np.ndarray, seed: int = 0) -> np.ndarray:
 def structural_redundancy(law: Law, X: np.ndarray, seed: int = 0) -> int:
     """How many parameters the law's form cannot identify on inputs like ``X`` (0: none): its
     parameters less the larger :func:`identifiable_count` on ``X`` and on :func:`generic_rows` of
-    ``X`` (shuffled rows may leave the law's domain, e.g. tokens below unique tokens)."""
+    ``X`` (shuffled rows may leave the law's domain, e.g. tokens below unique tokens), on at most
+    :data:`_STRUCTURAL_ROWS` of the rows."""
     if law.n_parameters == 0:
         return 0
+    X = np.asarray(X, dtype=float)
+    if len(X) > _STRUCTURAL_ROWS:  # a few hundred rows show any redundancy of the form
+        X = X[np.random.default_rng(seed).choice(len(X), _STRUCTURAL_ROWS, replace=False)]
     rank = identifiable_count(law, X, seed)
     if rank < law.n_parameters:
         rank = max(rank, identifiable_count(law, generic_rows(X, seed), seed))

@@ -24,11 +24,12 @@ REDUNDANT_FORMS = {  # formula -> the parameters its form cannot identify
 }
 
 
-def _payload(X: np.ndarray, Y: np.ndarray, inputs: tuple[str, ...], targets: tuple[str, ...]) -> EvalPayload:
+def _payload(X: np.ndarray, Y: np.ndarray, inputs: tuple[str, ...], targets: tuple[str, ...],
+             max_parameters: int | None = None) -> EvalPayload:
     val = np.arange(len(X)) % 5 == 0
     return EvalPayload(inputs=inputs, targets=targets, X_fit=X[~val], Y_fit=Y[~val],
                        groups_fit=np.array(["g"] * int((~val).sum())), X_val=X[val], Y_val=Y[val],
-                       groups_val=np.array(["g"] * int(val.sum())), max_parameters=None, max_complexity=200,
+                       groups_val=np.array(["g"] * int(val.sum())), max_parameters=max_parameters, max_complexity=200,
                        fit_options=FitOptions(n_starts=16, n_local=3), seed=0,
                        positive_inputs=tuple(name for j, name in enumerate(inputs) if np.all(X[:, j] > 0)))
 
@@ -73,16 +74,31 @@ def test_search_leaves_an_identifiable_form_untouched():
 def test_a_redundancy_of_the_rows_alone_is_left_untouched():
     """Proportions that sum to one: k and a common shift of t1..t3 act alike on these rows (the
     data's rank is one short), but the form is sound, so the law is scored as written."""
-    rng = np.random.default_rng(1)
-    p = rng.dirichlet([1.0, 1.0, 1.0], 80)
-    y = 1.5 + 0.8 * np.exp(-1.0 * p[:, 0] + 0.5 * p[:, 1] - 0.2 * p[:, 2]) + rng.normal(0, 0.002, 80)
+    p, y = _mixture_rows()
     formula = "c + k*exp(t1*p1 + t2*p2 + t3*p3)"
     law = Law.parse(formula, ["p1", "p2", "p3"])
     assert identifiable_count(law, p) == 4 and identifiable_count(law, generic_rows(p)) == 5
     assert structural_redundancy(law, p) == 0
-    [record] = evaluate_batch([formula], _payload(p, y[:, None], ("p1", "p2", "p3"), ("y",)))
+    [record] = evaluate_batch([formula], _payload(p, y, ("p1", "p2", "p3"), ("y",)))
     assert record["status"] == "ok", record
     assert record["formula"] == law.text and "identifiability" not in record
+
+
+def _mixture_rows() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet([1.0, 1.0, 1.0], 80)
+    y = 1.5 + 0.8 * np.exp(-1.0 * p[:, 0] + 0.5 * p[:, 1] - 0.2 * p[:, 2]) + rng.normal(0, 0.002, 80)
+    return p, y[:, None]
+
+
+def test_only_a_redundancy_of_the_form_is_spared_by_the_parameter_limit():
+    x, y = _power_rows()
+    [record] = evaluate_batch(["w*(K + k*x)"], _payload(x, y, ("x",), ("y",), max_parameters=2))
+    assert record["status"] == "ok" and record["n_parameters"] == 2
+    p, y = _mixture_rows()  # 5 parameters the rows identify only 4 of: the law counts whole
+    [record] = evaluate_batch(["c + k*exp(t1*p1 + t2*p2 + t3*p3)"],
+                              _payload(p, y, ("p1", "p2", "p3"), ("y",), max_parameters=4))
+    assert record["status"] == "rejected" and record["reason"] == "5 parameters > limit 4"
 
 
 def test_generic_rows_keep_each_input_values():

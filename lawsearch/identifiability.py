@@ -15,6 +15,14 @@ original (it then describes the same predictions with one parameter fewer):
 ``w = 1`` above gives ``f + exp(-1 - exp(-K - k*log_flops))``.
 :func:`identifiable_count` is the rank at random parameter values, the number of
 parameters a law can identify at all, before any fit.
+
+A redundancy is *structural* when it lies in the law's form (``w*(K + k*x)``,
+``a*b*x**c``, ``exp(a)*b*x``) rather than in the rows: :func:`structural_redundancy`
+counts it on :func:`generic_rows`, the rows with each input shuffled on its own, which
+keeps every input's values and scale but breaks relations between inputs (mixture
+proportions that sum to one make ``k`` and a common shift of the ``t_j`` in
+``c + k*exp(sum_j t_j*p_j)`` act alike on the data, yet the form is sound).  The search
+reparametrizes (or rejects) only laws with a structural redundancy.
 """
 
 from __future__ import annotations
@@ -28,13 +36,14 @@ from .fit import LawFit
 from .formula import Law
 
 __all__ = ["RANK_TOLERANCE", "LOSS_TOLERANCE", "jacobian_rank", "redundant_direction", "reduce_law",
-           "identifiable_count"]
+           "identifiable_count", "generic_rows", "structural_redundancy"]
 
 #: A singular value below this share of the largest (columns scaled to unit length) counts as zero.
 RANK_TOLERANCE = 1e-9
 #: A reduced law must fit every group within this share of the original's objective.
 LOSS_TOLERANCE = 1e-3
-_RANDOM_POINTS = 3  # random parameter vectors of identifiable_count (the rank is the largest found)
+_RANDOM_POINTS = 12  # random parameter vectors of identifiable_count at most (the rank is the largest found)
+_STRUCTURAL_ROWS = 256  # rows (a seeded sample) structural_redundancy evaluates the law on, at most
 _MAX_REFITS = 3  # reduced laws refitted at most, per reduction
 
 
@@ -77,8 +86,9 @@ def redundant_direction(fit: LawFit, X: np.ndarray, groups: np.ndarray) -> np.nd
 
 
 def identifiable_count(law: Law, X: np.ndarray, seed: int = 0) -> int:
-    """How many parameters rows ``X`` can identify at all: the Jacobian's largest rank at a few random
-    parameter vectors (exponents drawn in ±(0.1, 1), other parameters in ±(0.5, 2))."""
+    """How many parameters rows ``X`` can identify at all: the Jacobian's largest rank at up to
+    :data:`_RANDOM_POINTS` random parameter vectors (exponents drawn in ±(0.1, 1), other parameters
+    in ±(0.5, 2); many give non-finite predictions, e.g. the log of a negative), stopping at full rank."""
     if law.n_parameters == 0:
         return 0
     rng = np.random.default_rng(seed)
@@ -89,7 +99,33 @@ def identifiable_count(law: Law, X: np.ndarray, seed: int = 0) -> int:
                               for p in law.parameters])
         found = jacobian_rank(law, X, magnitude * rng.choice([-1.0, 1.0], law.n_parameters))
         best = max(best, found[0] if found else 0)
+        if best == law.n_parameters:
+            break
     return best
+
+
+def generic_rows(X: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The rows with each column shuffled on its own (seeded): every input keeps its values and
+    scale, but relations between inputs (a constant sum, one a multiple of another) are broken."""
+    rng = np.random.default_rng(seed)
+    X = np.asarray(X, dtype=float)
+    return np.column_stack([rng.permutation(X[:, j]) for j in range(X.shape[1])]) if X.size else X
+
+
+def structural_redundancy(law: Law, X: np.ndarray, seed: int = 0) -> int:
+    """How many parameters the law's form cannot identify on inputs like ``X`` (0: none): its
+    parameters less the larger :func:`identifiable_count` on ``X`` and on :func:`generic_rows` of
+    ``X`` (shuffled rows may leave the law's domain, e.g. tokens below unique tokens), on at most
+    :data:`_STRUCTURAL_ROWS` of the rows."""
+    if law.n_parameters == 0:
+        return 0
+    X = np.asarray(X, dtype=float)
+    if len(X) > _STRUCTURAL_ROWS:  # a few hundred rows show any redundancy of the form
+        X = X[np.random.default_rng(seed).choice(len(X), _STRUCTURAL_ROWS, replace=False)]
+    rank = identifiable_count(law, X, seed)
+    if rank < law.n_parameters:
+        rank = max(rank, identifiable_count(law, generic_rows(X, seed), seed))
+    return law.n_parameters - rank
 
 
 def _fixed_law(law: Law, name: str, value: int) -> Law | None:

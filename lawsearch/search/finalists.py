@@ -11,6 +11,7 @@ from ..errors import LawsearchError
 from .archive import Candidate, select_winner, winner_threshold
 from .budget import REFINE_SHARE
 from .checkpoint import save_checkpoint
+from .consensus import consensus_winner
 from .folds import FOLD_FIT_EFFORT, fold_winner
 
 _REFINE_ROUNDS = 3  # rounds of refining the contenders before the winner is chosen
@@ -130,6 +131,12 @@ class Finalists:
             chosen, self.selection = by_folds
             self.selection["folds"] = [{"fit_rows": len(fit), "held_out_rows": len(held)} for fit, held in self.folds]
             return chosen
+        if self.settings.winner_rule == "consensus":  # lawsearch/search/consensus.py
+            by_consensus = consensus_winner(self.state.archive.front(), self.task, self.validation,
+                                            tolerance=self.settings.selection_tolerance, seed=self.settings.seed)
+            if by_consensus is not None:
+                chosen, self.selection = by_consensus
+                return chosen
         self.selection = {"rule": "one-standard-error: simplest Pareto law with validation NMSE <= best + its "
                                   "standard error (or within selection_tolerance, relative)",
                           "tolerance": self.settings.selection_tolerance}

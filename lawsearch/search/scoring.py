@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import LawsearchError
 from ..fit import OUT_OF_TIME, FitOptions, LawFit, fit_law, pinned_parameter
 from ..formula import Law
-from ..identifiability import identifiable_count, reduce_law, redundant_direction
+from ..identifiability import reduce_law, redundant_direction, structural_redundancy
 from ..nested import nested_starts
 
 __all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "TREND_FACTORS"]
@@ -121,10 +121,12 @@ def _evaluate_one(formula: str, payload: EvalPayload, parent: ParentFit | None =
                             "n_parameters": law.n_parameters}
     if not law.variables:
         return {**info, "status": "rejected", "reason": "uses no input"}
+    # parameters the law's form cannot identify are reparametrized after the fit and do not count
+    # against the limit (a 'self' law is counted whole: the rank check evaluates the law on the
+    # inputs, which do not hold the paired column); a redundancy the rows alone create is kept
+    redundant = 0 if law.uses_self else structural_redundancy(law, payload.X_fit, payload.seed)
     if payload.max_parameters is not None and law.n_parameters > payload.max_parameters:
-        # only identifiable parameters count against the limit (a 'self' law is counted whole: the
-        # rank check evaluates the law on the inputs, which do not hold the paired column)
-        identifiable = law.n_parameters if law.uses_self else identifiable_count(law, payload.X_fit)
+        identifiable = law.n_parameters - redundant
         if identifiable > payload.max_parameters:
             return {**info, "status": "rejected",
                     "reason": f"{identifiable} parameters > limit {payload.max_parameters}"}
@@ -145,7 +147,7 @@ def _evaluate_one(formula: str, payload: EvalPayload, parent: ParentFit | None =
                       payload.fit_options, seed=payload.seed, start=start)
         if any(OUT_OF_TIME in f.message for f in fit.fits):
             return {**info, "status": "timeout", "reason": "the time limit cut its fit short"}
-        fit, dropped = (fit, []) if law.uses_self else _identifiable(fit, payload)
+        fit, dropped = _identifiable(fit, payload) if redundant else (fit, [])
         if fit is None:
             return {**info, "status": "rejected",
                     "reason": "not identifiable: some parameters act only together, and none could be fixed"}

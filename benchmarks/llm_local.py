@@ -39,8 +39,7 @@ def main() -> None:
         settings = SearchSettings(
             proposers=("llm", "library"), generations=args.generations, time_limit=3600, bootstrap=0, workers=1,
             llm={"max_tokens": 200, "proposals_per_call": 3, "concurrent_calls": 1, "system_role": "user",
-                 "cache": False},
-            llm_cli={"model": server.model, "base_url": server.base_url})
+                 "cache": False, "model": server.model, "base_url": server.base_url})
         result = discover(REPO / "tasks" / "demo.yaml", settings, out=out)
     summary = result.law_json["proposers"]["llm"]["engine"]
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]

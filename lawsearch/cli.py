@@ -272,13 +272,12 @@ def discover(
 
     if resume and out is None:
         raise LawsearchError("--resume needs --out RUN_DIR (the run to continue)")
-    llm = {k: v for k, v in {"model": llm_model, "base_url": llm_base_url}.items() if v}
     settings = resolve_settings(
         {"generations": generations, "max_evals": max_evals, "time_limit": time_limit, "seed": seed,
          "bootstrap": bootstrap,
          "workers": workers, "scheduler": scheduler, "max_parameters": max_parameters,
          "proposers": tuple(p.strip() for p in proposers.split(",") if p.strip()) if proposers else None,
-         "weights": _parse_weights(weight), "llm_cli": llm or None},
+         "weights": _parse_weights(weight), "llm": {"model": llm_model, "base_url": llm_base_url}},
         config,
     )
     if is_table(task):

@@ -596,7 +596,7 @@ def test_settings_precedence_cli_over_env_over_yaml_over_defaults():
 @pytest.mark.parametrize(
     "block, match",
     [
-        ({"modle": "x"}, "unknown setting 'modle'"),
+        ({"modle": "x"}, "llm.modle: unknown setting"),
         ({"temperature": "hot"}, "llm.temperature"),
         ({"json_mode": "xml"}, "llm.json_mode"),
         ({"concurrent_calls": 0}, "llm.concurrent_calls"),

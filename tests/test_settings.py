@@ -17,7 +17,7 @@ from lawsearch.search.settings import resolve_settings
 def test_engine_blocks_are_checked_when_settings_are_resolved(tmp_path):
     config = tmp_path / "run.yaml"
     cases = {
-        "proposers: [library]\nllm: {model: m, temprature: 0.5}\n": "llm: unknown setting 'temprature'",
+        "proposers: [library]\nllm: {model: m, temprature: 0.5}\n": "llm.temprature: unknown setting",
         "operon: {max_lenght: 10}\n": "operon.max_lenght: unknown setting",
         "pysr: {niteration: 3}\n": "pysr.niteration: unknown setting",
         "llm: {temperature: hot}\n": "llm.temperature",
@@ -47,3 +47,32 @@ def test_llm_settings_precedence_cli_over_env_over_config():
     assert LLMSettings.resolve(block, {"model": None}, env).model == "from-env"
     assert LLMSettings.resolve(block, {}, {}).model == "from-config"
     assert LLMSettings.resolve({}, {}, {}).model is None
+
+
+def test_one_precedence_rule_for_search_settings_and_engine_blocks(tmp_path):
+    """CLI > environment > run config > defaults, level by level, for a search setting (seed) and for the
+    LLM block (model); an engine block's other keys merge through the levels."""
+    config = tmp_path / "run.yaml"
+    config.write_text("seed: 1\nllm: {model: from-config, temperature: 0.2}\noperon: {max_length: 15}\n")
+    env = {"LAWSEARCH_SEED": "2", "LAWSEARCH_LLM_MODEL": "from-env"}
+    cli = {"seed": 3, "llm": {"model": "from-cli", "base_url": None}}
+    levels = [
+        (resolve_settings({}, None, {}), 0, None),  # defaults
+        (resolve_settings({}, config, {}), 1, "from-config"),  # run config > defaults
+        (resolve_settings({}, config, env), 2, "from-env"),  # environment > run config
+        (resolve_settings(cli, config, env), 3, "from-cli"),  # CLI > environment
+    ]
+    for settings, seed, model in levels:
+        assert (settings.seed, settings.llm.model) == (seed, model)
+    settings = levels[-1][0]
+    assert settings.llm.temperature == 0.2 and settings.operon.max_length == 15  # the config's other keys stay
+    assert settings.llm.base_url is None  # a None CLI value is unset
+    assert resolve_settings({"llm": {"llm-base-url": "http://cli/v1"}}, None,
+                            {"OPENAI_BASE_URL": "http://env/v1"}).llm.base_url == "http://cli/v1"
+
+
+def test_engine_blocks_are_recorded_as_given():
+    settings = resolve_settings({"llm": {"concurrency": "3"}}, None, {"LAWSEARCH_LLM_MODEL": "m"})
+    assert settings.llm.concurrent_calls == 3
+    assert settings.model_dump(mode="json")["llm"] == {"model": "m", "concurrent_calls": 3}
+    assert settings.model_dump(mode="json")["operon"] == {}

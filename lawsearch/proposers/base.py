@@ -9,35 +9,13 @@ returns is ever executed.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import TaskError
-
-__all__ = ["Proposal", "ScoredLaw", "SearchContext", "Proposer", "ProposerHooks", "optional_hook", "known_settings",
-           "split_names"]
-
-
-def known_settings(cls: type, values: Mapping[str, Any] | None, section: str) -> dict[str, Any]:
-    """A copy of an engine's settings mapping; an unknown key is a TaskError naming ``section.key``."""
-    values = dict(values or {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise TaskError(f"{section}.{unknown[0]}: unknown setting; known: {', '.join(sorted(known))}")
-    return values
-
-
-def split_names(value: Any) -> tuple[str, ...] | None:
-    """Operator lists may be written "add,mul" or as a list; None stays None."""
-    if value is None:
-        return None
-    raw = value.split(",") if isinstance(value, str) else value
-    return tuple(str(v).strip() for v in raw if str(v).strip())
+__all__ = ["Proposal", "ScoredLaw", "SearchContext", "Proposer", "ProposerHooks", "optional_hook"]
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineUnavailable
 from .base import Proposer, optional_hook
 
-__all__ = ["build_proposers", "check_engine_settings", "BuiltProposers", "llm_configured", "INSTALL_HINTS",
+if TYPE_CHECKING:
+    from .engine_settings import EngineSettings
+    from .llm.settings import LLMSettings
+    from .sr.settings import OperonSettings, PySRSettings
+
+__all__ = ["build_proposers", "BuiltProposers", "llm_configured", "INSTALL_HINTS",
            "brief_reason"]
 
 #: How to get each optional engine, in a few words (the engines' own messages say more).
@@ -22,52 +26,38 @@ INSTALL_HINTS = {
 }
 
 
-def check_engine_settings(llm: Mapping[str, Any], llm_cli: Mapping[str, Any], operon: Mapping[str, Any],
-                          pysr: Mapping[str, Any], environ: Mapping[str, str]) -> None:
-    """Validate the engine blocks of a run's settings (``llm:``, ``operon:``, ``pysr:``) with the engines'
-    own settings types, whether or not the run uses them: a bad key or value is a :class:`TaskError`
-    naming it, raised before anything of the run is written."""
-    from .llm.settings import LLMSettings
-    from .sr.operon import OperonSettings
-    from .sr.pysr import PySRSettings
-
-    LLMSettings.resolve(llm, llm_cli, environ)
-    OperonSettings.from_mapping(operon)
-    PySRSettings.from_mapping(pysr)
-
-
-def _library(options: dict[str, Any]) -> Proposer:
+def _library(settings: Any) -> Proposer:
     from .library import LibraryProposer
 
     return LibraryProposer()
 
 
-def _mutate(options: dict[str, Any]) -> Proposer:
+def _mutate(settings: Any) -> Proposer:
     from .mutate import MutationProposer
 
     return MutationProposer()
 
 
-def _operon(options: dict[str, Any]) -> Proposer:
-    from .sr.operon import OperonProposer, OperonSettings
+def _operon(settings: OperonSettings) -> Proposer:
+    from .sr.operon import OperonProposer
 
-    return OperonProposer(OperonSettings.from_mapping(options))
-
-
-def _pysr(options: dict[str, Any]) -> Proposer:
-    from .sr.pysr import PySRProposer, PySRSettings
-
-    return PySRProposer(PySRSettings.from_mapping(options))
+    return OperonProposer(settings)
 
 
-def _llm(options: dict[str, Any]) -> Proposer:
-    from .llm import LLMProposer
+def _pysr(settings: PySRSettings) -> Proposer:
+    from .sr.pysr import PySRProposer
 
-    cli = options.pop("cli", {})
-    return LLMProposer.from_config(options, cli, os.environ)
+    return PySRProposer(settings)
 
 
-FACTORIES: dict[str, Callable[[dict[str, Any]], Proposer]] = {
+def _llm(settings: LLMSettings) -> Proposer:
+    from .llm.proposer import LLMProposer
+
+    return LLMProposer(settings)
+
+
+#: proposer name → its factory, given the proposer's settings block (``None`` for those without one).
+FACTORIES: dict[str, Callable[[Any], Proposer]] = {
     "library": _library,
     "mutate": _mutate,
     "operon": _operon,
@@ -76,9 +66,10 @@ FACTORIES: dict[str, Callable[[dict[str, Any]], Proposer]] = {
 }
 
 
-def llm_configured(options: dict[str, Any]) -> bool:
-    """Whether an LLM model is configured (--llm-model, the llm: block, or LAWSEARCH_LLM_MODEL)."""
-    return bool(options.get("model") or options.get("cli", {}).get("model") or os.environ.get("LAWSEARCH_LLM_MODEL"))
+def llm_configured(settings: LLMSettings | None) -> bool:
+    """Whether an LLM model is configured (--llm-model, LAWSEARCH_LLM_MODEL or the llm: block, all merged
+    into the settings by :func:`lawsearch.search.settings.resolve_settings`)."""
+    return settings is not None and bool(settings.model)
 
 
 def brief_reason(name: str, exc: EngineUnavailable) -> str:
@@ -98,8 +89,9 @@ class BuiltProposers:
     unavailable: dict[str, EngineUnavailable] = field(default_factory=dict)
 
 
-def build_proposers(requested: tuple[str, ...] | None, options: dict[str, dict[str, Any]]) -> BuiltProposers:
-    """Instantiate the requested proposers (``None``: every available one; the LLM only when configured).
+def build_proposers(requested: tuple[str, ...] | None, engines: Mapping[str, EngineSettings]) -> BuiltProposers:
+    """Instantiate the requested proposers (``None``: every available one; the LLM only when configured),
+    given the engines' resolved settings blocks (``{"llm": LLMSettings, "operon": ..., "pysr": ...}``).
 
     An engine that cannot run (not installed, no Julia …) is found here, before the search
     starts (a proposer's ``check_available``), and listed in ``unavailable``.
@@ -107,13 +99,12 @@ def build_proposers(requested: tuple[str, ...] | None, options: dict[str, dict[s
     built = BuiltProposers()
     names = requested if requested is not None else tuple(FACTORIES)
     for name in names:
-        engine_options = dict(options.get(name, {}))
-        if requested is None and name == "llm" and not llm_configured(engine_options):
+        settings = engines.get(name)
+        if requested is None and name == "llm" and not llm_configured(settings):
             built.notes.append("llm: not configured (set --llm-model / OPENAI_BASE_URL to use an LLM)")
             continue
-        engine_options.pop("every", None)
         try:
-            proposer = FACTORIES[name](engine_options)
+            proposer = FACTORIES[name](settings)
             check = optional_hook(proposer, "check_available")
             if check is not None:
                 check()

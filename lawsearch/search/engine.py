@@ -89,8 +89,7 @@ class Discovery(ProposalScheduling, Population, Finalists):
         self.folds = extrapolation_folds(task, self.validation_fraction, settings.folds, seed=settings.seed)
         self.selection: dict[str, Any] = {}
         self.payload = self._payload()
-        built = build_proposers(settings.proposers, {"operon": settings.operon, "pysr": settings.pysr,
-                                                     "llm": {**settings.llm, "cli": settings.llm_cli}})
+        built = build_proposers(settings.proposers, settings.engines())
         self.proposers: list[Proposer] = built.proposers
         self.notes = built.notes
         named = [name for name in settings.proposers or () if name in built.unavailable]

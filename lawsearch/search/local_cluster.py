@@ -27,6 +27,7 @@ from types import TracebackType
 
 import lawsearch
 
+from .. import environment
 from ..errors import LawsearchError
 
 __all__ = ["CommandLineCluster"]
@@ -102,7 +103,7 @@ class CommandLineCluster:
         self.processes = []
 
     def _start(self, name: str, arguments: list[str], *, cwd: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "LAWSEARCH_DATA"}
+        env = environment.without_data()
         env["PYTHONPATH"] = os.pathsep.join([str(CHECKOUT), *filter(None, [env.get("PYTHONPATH")])])
         with open(self.workdir / f"{name}.log", "wb") as log:
             self.processes.append(subprocess.Popen([sys.executable, "-m", "dask", *arguments], cwd=cwd, env=env,

@@ -1,27 +1,34 @@
 """Run settings of a discovery: budget, population, proposers, fitting effort.
 
-One precedence rule: CLI options > environment (``LAWSEARCH_*``) > the run
-config YAML (``--config``) > the defaults below.
+One precedence rule (:mod:`lawsearch.precedence`): CLI options > environment
+(:mod:`lawsearch.environment`) > the run config YAML (``--config``) > the defaults below,
+for the engine blocks (``llm:``, ``operon:``, ``pysr:``) too.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_serializer, field_validator
 
+from .. import environment
 from ..errors import TaskError
+from ..precedence import merge_layers
+from ..proposers.engine_settings import EngineSettings
+from ..proposers.llm.settings import LLMSettings
+from ..proposers.sr.settings import OperonSettings, PySRSettings
 
 __all__ = ["SearchSettings", "PROPOSER_NAMES", "DEFAULT_WEIGHTS", "resolve_settings"]
 
 PROPOSER_NAMES = ("library", "mutate", "operon", "pysr", "llm")
 DEFAULT_WEIGHTS = {"library": 1.0, "mutate": 4.0, "operon": 1.0, "pysr": 1.0, "llm": 1.0}
+#: the engine blocks of a run config, by proposer name.
+ENGINE_BLOCKS: dict[str, type[EngineSettings]] = {"llm": LLMSettings, "operon": OperonSettings, "pysr": PySRSettings}
 
 
 class SearchSettings(BaseModel):
@@ -67,10 +74,18 @@ class SearchSettings(BaseModel):
     refine_top: int = Field(8, ge=0, description="best laws re-scored with the full fitter before selection")
     bootstrap: int = Field(100, ge=0, description="bootstrap resamples for the winner's intervals (0: none)")
     bootstrap_time_limit: float = Field(120.0, gt=0, description="wall-time bound of the bootstrap in seconds")
-    llm: dict[str, Any] = Field(default_factory=dict, description="the llm: block (model, base_url, ...)")
-    llm_cli: dict[str, Any] = Field(default_factory=dict, description="--llm-* options (override env and llm:)")
-    operon: dict[str, Any] = Field(default_factory=dict, description="settings for the Operon proposer")
-    pysr: dict[str, Any] = Field(default_factory=dict, description="settings for the PySR proposer")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="the LLM proposer's settings (model, ...)")
+    operon: OperonSettings = Field(default_factory=OperonSettings, description="the Operon proposer's settings")
+    pysr: PySRSettings = Field(default_factory=PySRSettings, description="the PySR proposer's settings")
+
+    @field_serializer("llm", "operon", "pysr")
+    def _given(self, block: EngineSettings) -> dict[str, Any]:
+        """An engine block is recorded as given (its defaults are the engine's own)."""
+        return block.set_values()
+
+    def engines(self) -> dict[str, EngineSettings]:
+        """The engine blocks by proposer name."""
+        return {"llm": self.llm, "operon": self.operon, "pysr": self.pysr}
 
     @field_validator("proposers")
     @classmethod
@@ -117,14 +132,6 @@ class SearchSettings(BaseModel):
         return {**DEFAULT_WEIGHTS, **value}
 
 
-_ENV_FIELDS = {
-    "LAWSEARCH_SEED": "seed",
-    "LAWSEARCH_WORKERS": "workers",
-    "LAWSEARCH_TIME_LIMIT": "time_limit",
-    "LAWSEARCH_SCHEDULER": "scheduler",
-}
-
-
 def _read_config(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise TaskError(f"{path}: run config not found")
@@ -142,32 +149,23 @@ def resolve_settings(
     config: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> SearchSettings:
-    """Merge defaults < config YAML < environment < CLI options (``None`` CLI values are unset); the engine
-    blocks (``llm:``, ``operon:``, ``pysr:``) are validated here too, before a run writes anything."""
-    merged: dict[str, Any] = {}
-    source = "defaults"
-    if config is not None:
-        merged.update(_read_config(Path(config)))
-        source = str(config)
-    environ = os.environ if environ is None else environ
-    for var, name in _ENV_FIELDS.items():
-        if environ.get(var):
-            merged[name] = environ[var]
-    for key, value in (cli or {}).items():
-        if value is None:
-            continue
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
+    """The run settings by the one precedence rule (:func:`lawsearch.precedence.merge_layers`): CLI options
+    > environment (:mod:`lawsearch.environment`) > run config YAML > defaults; ``None`` CLI values are unset.
+    The engine blocks (``llm:``, ``operon:``, ``pysr:``; ``--llm-*`` options in ``cli["llm"]``) are merged
+    and validated here too, so a bad key or value is a :class:`TaskError` before a run writes anything."""
+    source = "defaults" if config is None else str(config)
+    layers = [_read_config(Path(config)) if config is not None else {}, environment.settings_layer(environ),
+              dict(cli or {})]
+    for layer, where in zip(layers, (None, None, "--llm")):
+        for name, block_type in ENGINE_BLOCKS.items():
+            if layer.get(name) is not None:
+                layer[name] = block_type.normalize(layer[name], where if name == "llm" else None)
+    merged = merge_layers(*layers)
+    engines = {name: block_type(**merged.pop(name, {})) for name, block_type in ENGINE_BLOCKS.items()}
     try:
-        settings = SearchSettings(**merged)
+        return SearchSettings(**merged, **engines)
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"]) or "settings"
         message = problem["msg"].removeprefix("Value error, ")
         raise TaskError(f"{source}: setting {field!r}: {message}") from None
-    from ..proposers.registry import check_engine_settings
-
-    check_engine_settings(settings.llm, settings.llm_cli, settings.operon, settings.pysr, environ)
-    return settings

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import environment
 from ..errors import DataError, LawsearchError, TaskError
 from ..io import read_jsonl
 from ..synthetic import generate
 from .spec import HubSpec, TaskSpec
 
 
-DATA_ENV = "LAWSEARCH_DATA"
+DATA_ENV = environment.DATA
 SUFFIXES = (".csv", ".parquet", ".jsonl")
 
 
@@ -76,8 +76,9 @@ def _find_file(relative: str, base: Path | None) -> tuple[Path | None, list[Path
     if not places:
         if base is not None:
             places.append(base / given)
-        if os.environ.get(DATA_ENV):
-            places.append(Path(os.environ[DATA_ENV]).expanduser() / given)
+        data_dir = environment.data_dir()
+        if data_dir is not None:
+            places.append(data_dir / given)
     return next((p for p in places if p.is_file()), None), places
 
 
@@ -100,7 +101,7 @@ def load_table(spec: TaskSpec, path: Path, use_hub: bool) -> tuple[pd.DataFrame,
         found, places = _find_file(data.path, path.parent)
         if found is not None:
             return read_table(found), str(found)
-        env = "" if os.environ.get(DATA_ENV) else f"; {DATA_ENV} is not set"
+        env = "" if environment.data_dir() else f"; {DATA_ENV} is not set"
         problems.append(
             f"data file {data.path!r} not found (looked in {', '.join(map(str, places))}{env}); "
             f"set {DATA_ENV} to the folder that holds it, e.g. export {DATA_ENV}=/path/to/data"

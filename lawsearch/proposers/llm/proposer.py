@@ -31,7 +31,6 @@ import importlib
 import json
 import logging
 import math
-import os
 import re
 import threading
 from collections import deque
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 
+from ... import environment
 from ...errors import EngineUnavailable, FormulaError
 from ...formula import Law
 from ..base import Proposal, SearchContext
@@ -58,7 +58,7 @@ class LLMProposer(PromptMixin, ClientMixin):
     ``settings``: an :class:`LLMSettings` (or a mapping of its fields);
     ``run_log``: called with every event dict as it happens (calls, rejections,
     errors, caps) — the search writes them to ``history.jsonl``; ``environ``:
-    where to read the API key (default ``os.environ``); ``client``: an
+    where to read the API key and the cache home (default ``os.environ``); ``client``: an
     already-built OpenAI client (tests).
 
     Raises :class:`EngineUnavailable` when ``openai`` is not installed, no model
@@ -79,17 +79,15 @@ class LLMProposer(PromptMixin, ClientMixin):
             settings = LLMSettings.resolve(environ=environ)
         elif isinstance(settings, Mapping):
             settings = LLMSettings(**settings)
-        self.settings = settings.validate()
+        self.settings = settings
         self.run_log = run_log
-        self.client = self._connect(settings, os.environ if environ is None else environ, client)
+        self.client = self._connect(settings, environ, client)
         self.templates = {kind: load_template(kind, settings.prompts_dir) for kind in TEMPLATE_SLOTS}
         self._system_in_user = settings.system_role == "user" or (
             settings.system_role == "auto" and "gemma" in settings.model.lower()
         )
         if settings.cache:
-            root = settings.cache_dir or os.path.join(
-                os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "lawsearch", "llm"
-            )
+            root = settings.cache_dir or environment.cache_home(environ) / "lawsearch" / "llm"
             self.cache_dir: Path | None = Path(root)
         else:
             self.cache_dir = None
@@ -122,7 +120,7 @@ class LLMProposer(PromptMixin, ClientMixin):
         self.events: list[dict[str, Any]] = []
         self.stats: dict[str, Any] = _new_stats()
 
-    def _connect(self, settings: LLMSettings, environ: Mapping[str, str], client: Any) -> Any:
+    def _connect(self, settings: LLMSettings, environ: Mapping[str, str] | None, client: Any) -> Any:
         """The OpenAI client (``client`` when given); :class:`EngineUnavailable` when there is no
         openai package, no model, or neither an API key nor a base URL."""
         try:
@@ -135,7 +133,7 @@ class LLMProposer(PromptMixin, ClientMixin):
             raise EngineUnavailable(
                 "no LLM model configured: pass --llm-model, set LAWSEARCH_LLM_MODEL, or set llm.model in the run settings"
             )
-        api_key = environ.get(settings.api_key_env) or None
+        api_key = environment.api_key(settings.api_key_env, environ)
         if not api_key and not settings.base_url:
             raise EngineUnavailable(
                 f"no LLM endpoint: set {settings.api_key_env} for OpenAI, or a base URL of an OpenAI-compatible "

@@ -33,18 +33,16 @@ Settings come from the run settings' ``operon:`` block (see :class:`OperonSettin
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ...errors import EngineUnavailable, TaskError
-from ..base import known_settings, split_names
+from ...errors import EngineUnavailable
 from .loop import EngineModel, SRJob, SRProposer
+from .settings import LOG_OPERATORS, RAW_OPERATORS, SUPPORTED_OPERATORS, OperonSettings
 
 __all__ = [
     "OperonSettings",
@@ -55,15 +53,6 @@ __all__ = [
     "load_operon",
 ]
 
-RAW_OPERATORS = ("add", "mul", "pow", "constant", "variable")
-LOG_OPERATORS = ("add", "sub", "mul", "div", "exp", "constant", "variable")
-#: Operon symbols whose printed form the safe parser reads (fmin/fmax and trigonometry are left out).
-SUPPORTED_OPERATORS = frozenset(
-    {
-        "add", "sub", "mul", "div", "pow", "powabs", "aq", "exp", "log", "logabs", "log1p",
-        "sqrt", "sqrtabs", "cbrt", "square", "abs", "tanh", "constant", "variable",
-    }
-)
 INSTALL_HINT = "install it with: pip install 'lawsearch[operon]'  (or: pip install pyoperon)"
 PRECISION = 20  # digits after the point in Operon's fixed-point output (keeps tiny weights non-zero)
 
@@ -77,90 +66,16 @@ def load_operon() -> Any:
     return operon_sklearn
 
 
-@dataclass(frozen=True)
-class OperonSettings:
-    """Knobs of the Operon proposer (the run settings' ``operon:`` block).
-
-    - ``operators``: Operon symbols (``add,sub,mul,div,pow,exp,log,sqrt,square,...``;
-      ``constant`` and ``variable`` are always added); ``None`` alternates the two small
-      measured sets :data:`RAW_OPERATORS` (raw inputs) and :data:`LOG_OPERATORS` (log inputs).
-    - ``max_length``/``max_depth``: tree size limits.
-    - ``population_size``, ``generations``, ``max_evaluations``: the search budget, which
-      normally ends a run; ``time_limit``: wall seconds per run, a cap (a run it cuts short
-      is not reproducible).
-    - ``optimizer_iterations``: Levenberg-Marquardt steps on each model's constants.
-    - ``n_threads``: Operon threads (results do not depend on it).
-    - ``use_log_inputs``: also run on log-transformed inputs (inputs positive on every row).
-    - ``residual_runs``: run on residuals/ratios of the best laws and propose combined laws.
-    - ``max_rows``: search-train rows used per run (a seeded subsample above it).
-    - ``standardize_groups``: standardize the target within each group when there are several.
-    """
-
-    operators: tuple[str, ...] | None = None
-    max_length: int = 25
-    max_depth: int = 10
-    population_size: int = 500
-    generations: int = 200
-    max_evaluations: int = 300_000
-    time_limit: float = 10.0
-    optimizer_iterations: int = 5
-    n_threads: int = 1
-    use_log_inputs: bool = True
-    residual_runs: bool = True
-    max_rows: int = 400
-    standardize_groups: bool = True
-
-    def __post_init__(self) -> None:
-        if self.operators is not None:
-            raw = self.operators.split(",") if isinstance(self.operators, str) else self.operators
-            ops = tuple(str(o).strip() for o in raw if str(o).strip())
-            unknown = [o for o in ops if o not in SUPPORTED_OPERATORS]
-            if unknown:
-                raise TaskError(
-                    f"operon.operators: {unknown[0]!r} is not supported; choose from "
-                    f"{', '.join(sorted(SUPPORTED_OPERATORS))}"
-                )
-            ops = tuple(dict.fromkeys((*ops, "constant", "variable")))
-            if not set(ops) - {"constant", "variable"}:
-                raise TaskError("operon.operators: give at least one operation (e.g. add, mul)")
-            object.__setattr__(self, "operators", ops)
-        for name in ("max_depth", "population_size", "generations", "max_evaluations", "n_threads"):
-            if int(getattr(self, name)) < 1:
-                raise TaskError(f"operon.{name} must be at least 1, got {getattr(self, name)!r}")
-        if self.max_length < 3:
-            raise TaskError(f"operon.max_length must be at least 3, got {self.max_length!r}")
-        if self.optimizer_iterations < 0:
-            raise TaskError(f"operon.optimizer_iterations must be >= 0, got {self.optimizer_iterations!r}")
-        if not (self.time_limit > 0 and math.isfinite(self.time_limit)):
-            raise TaskError(f"operon.time_limit must be a positive number of seconds, got {self.time_limit!r}")
-        if self.max_rows < 5:
-            raise TaskError(f"operon.max_rows must be at least 5, got {self.max_rows!r}")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> OperonSettings:
-        """Build from the run settings' ``operon:`` mapping; unknown keys are a :class:`TaskError`."""
-        values = known_settings(cls, values, "operon")
-        values["operators"] = split_names(values.get("operators"))
-        return cls(**values)
-
-    def variants(self) -> list[tuple[str, tuple[str, ...]]]:
-        """The (input transform, operator set) pairs the direct runs alternate between."""
-        raw_ops = self.operators or RAW_OPERATORS
-        log_ops = self.operators or LOG_OPERATORS
-        pairs = [("raw", raw_ops)]
-        if self.use_log_inputs:
-            pairs.append(("log", log_ops))
-        return pairs
-
-
 class OperonProposer(SRProposer):
     """Proposes laws found by Operon (direct, residual and ratio runs); see the module docstring."""
 
     name = "operon"
 
     def __init__(self, settings: OperonSettings | Mapping[str, Any] | None = None, **overrides: Any) -> None:
-        base = dataclasses.asdict(settings) if isinstance(settings, OperonSettings) else dict(settings or {})
-        super().__init__(OperonSettings.from_mapping({**base, **overrides}))
+        if not isinstance(settings, OperonSettings) or overrides:
+            base = settings.set_values() if isinstance(settings, OperonSettings) else dict(settings or {})
+            settings = OperonSettings.from_mapping({**base, **overrides})
+        super().__init__(settings)
 
     def _load(self) -> Any:
         return load_operon()

@@ -42,20 +42,18 @@ evaluates text).  With a seed, PySR runs with ``deterministic=True`` and
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ...errors import EngineUnavailable, TaskError
-from ..base import known_settings, split_names
+from ...errors import EngineUnavailable
 from .loop import EngineModel, SRJob, SRProposer
 from .rewrite import PYSR_FUNCTIONS
+from .settings import SUPPORTED_BINARY, SUPPORTED_UNARY, PySRSettings
 
 __all__ = [
     "PySRSettings",
@@ -65,13 +63,6 @@ __all__ = [
     "SUPPORTED_BINARY",
     "SUPPORTED_UNARY",
 ]
-
-#: PySR operators whose printed form the safe parser reads (after :data:`PYSR_FUNCTIONS`).
-SUPPORTED_BINARY = frozenset({"+", "-", "*", "/", "^", "max", "min"})
-SUPPORTED_UNARY = frozenset(
-    {"exp", "log", "log2", "log10", "log1p", "sqrt", "square", "cube", "neg", "inv", "abs", "tanh", "cbrt"}
-)
-_EXP_LOG = ("exp", "log", "log2", "log10", "log1p")
 
 INSTALL_HELP = (
     "PySR runs on Julia: pip install 'lawsearch[pysr]', then run python -c 'import pysr' once while online "
@@ -100,128 +91,6 @@ def load_pysr() -> Any:
     ) from None
 
 
-@dataclass(frozen=True)
-class PySRSettings:
-    """Knobs of the PySR proposer (the run settings' ``pysr:`` block), mapped by :meth:`to_pysr_kwargs`.
-
-    - ``binary_operators`` / ``unary_operators``: PySR operator names (see
-      :data:`SUPPORTED_BINARY`, :data:`SUPPORTED_UNARY`).
-    - ``maxsize``, ``maxdepth``: expression size limits; ``niterations``, ``populations``,
-      ``population_size``, ``max_evals``: the search budget; ``timeout_in_seconds``: a wall cap per run.
-    - ``exponent_complexity``: the largest complexity of an exponent (``constraints={'^': (-1, k)}``).
-    - ``nested_exp_log``: allow exp/log inside exp/log (default: not, via ``nested_constraints``).
-    - ``deterministic``: with a seed, ``deterministic=True`` and ``parallelism='serial'``.
-    - ``precision``: 32 or 64-bit floats in Julia.
-    - ``use_log_inputs``, ``residual_runs``, ``max_rows``, ``standardize_groups``: as for Operon.
-    - ``extra``: further ``PySRRegressor`` keyword arguments, passed through last.
-    """
-
-    binary_operators: tuple[str, ...] = ("+", "-", "*", "/", "^")
-    unary_operators: tuple[str, ...] = ("exp", "log")
-    maxsize: int = 25
-    maxdepth: int | None = None
-    niterations: int = 40
-    populations: int = 15
-    population_size: int = 33
-    max_evals: int | None = None
-    timeout_in_seconds: float | None = 60.0
-    exponent_complexity: int = 1
-    nested_exp_log: bool = False
-    deterministic: bool = True
-    precision: int = 64
-    use_log_inputs: bool = True
-    residual_runs: bool = True
-    max_rows: int = 400
-    standardize_groups: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        binary = _names(self.binary_operators)
-        unary = _names(self.unary_operators)
-        bad = [o for o in binary if o not in SUPPORTED_BINARY]
-        if bad:
-            choices = " ".join(sorted(SUPPORTED_BINARY))
-            raise TaskError(f"pysr.binary_operators: {bad[0]!r} is not supported; choose from {choices}")
-        bad = [o for o in unary if o not in SUPPORTED_UNARY]
-        if bad:
-            choices = ", ".join(sorted(SUPPORTED_UNARY))
-            raise TaskError(f"pysr.unary_operators: {bad[0]!r} is not supported; choose from {choices}")
-        if not binary and not unary:
-            raise TaskError("pysr: give at least one operator")
-        object.__setattr__(self, "binary_operators", tuple(dict.fromkeys(binary)))
-        object.__setattr__(self, "unary_operators", tuple(dict.fromkeys(unary)))
-        for name in ("maxsize", "niterations", "populations", "population_size", "exponent_complexity"):
-            if int(getattr(self, name)) < 1:
-                raise TaskError(f"pysr.{name} must be at least 1, got {getattr(self, name)!r}")
-        if self.maxsize < 3:
-            raise TaskError(f"pysr.maxsize must be at least 3, got {self.maxsize!r}")
-        if self.timeout_in_seconds is not None and not (
-            self.timeout_in_seconds > 0 and math.isfinite(self.timeout_in_seconds)
-        ):
-            raise TaskError(f"pysr.timeout_in_seconds must be a positive number, got {self.timeout_in_seconds!r}")
-        if self.precision not in (16, 32, 64):
-            raise TaskError(f"pysr.precision must be 16, 32 or 64, got {self.precision!r}")
-        if self.max_rows < 5:
-            raise TaskError(f"pysr.max_rows must be at least 5, got {self.max_rows!r}")
-        object.__setattr__(self, "extra", dict(self.extra or {}))
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> PySRSettings:
-        """Build from the run settings' ``pysr:`` mapping; unknown keys are a :class:`TaskError`."""
-        values = known_settings(cls, values, "pysr")
-        for key in ("binary_operators", "unary_operators"):
-            if isinstance(values.get(key), str):
-                values[key] = split_names(values[key])
-            elif values.get(key) is not None:
-                values[key] = tuple(values[key])
-        return cls(**values)
-
-    @property
-    def operators(self) -> tuple[str, ...]:
-        return (*self.binary_operators, *self.unary_operators)
-
-    def to_pysr_kwargs(self, seed: int | None = None) -> dict[str, Any]:
-        """Keyword arguments of ``pysr.PySRRegressor`` for one seeded run."""
-        kwargs: dict[str, Any] = {
-            "binary_operators": list(self.binary_operators),
-            "unary_operators": list(self.unary_operators),
-            "maxsize": int(self.maxsize),
-            "niterations": int(self.niterations),
-            "populations": int(self.populations),
-            "population_size": int(self.population_size),
-            "model_selection": "best",
-            "precision": int(self.precision),
-            "progress": False,
-            "verbosity": 0,
-            "temp_equation_file": True,
-            "delete_tempfiles": True,
-        }
-        if self.maxdepth is not None:
-            kwargs["maxdepth"] = int(self.maxdepth)
-        if self.max_evals is not None:
-            kwargs["max_evals"] = int(self.max_evals)
-        if self.timeout_in_seconds is not None:
-            kwargs["timeout_in_seconds"] = float(self.timeout_in_seconds)
-        if "^" in self.binary_operators:
-            kwargs["constraints"] = {"^": (-1, int(self.exponent_complexity))}
-        nesting = [u for u in self.unary_operators if u in _EXP_LOG]
-        if nesting and not self.nested_exp_log:
-            kwargs["nested_constraints"] = {u: {v: 0 for v in nesting} for u in nesting}
-        if seed is not None:
-            kwargs["random_state"] = int(seed)
-            if self.deterministic:
-                kwargs["deterministic"] = True
-                kwargs["parallelism"] = "serial"
-        kwargs.update(self.extra)
-        return kwargs
-
-    def variants(self) -> list[tuple[str, tuple[str, ...]]]:
-        pairs = [("raw", self.operators)]
-        if self.use_log_inputs:
-            pairs.append(("log", self.operators))
-        return pairs
-
-
 class PySRProposer(SRProposer):
     """Proposes laws found by PySR; raises :class:`EngineUnavailable` where Julia/PySR is missing."""
 
@@ -229,11 +98,10 @@ class PySRProposer(SRProposer):
     functions = PYSR_FUNCTIONS
 
     def __init__(self, settings: PySRSettings | Mapping[str, Any] | None = None, **overrides: Any) -> None:
-        if isinstance(settings, PySRSettings):
-            base = {f.name: getattr(settings, f.name) for f in dataclasses.fields(PySRSettings)}
-        else:
-            base = dict(settings or {})
-        super().__init__(PySRSettings.from_mapping({**base, **overrides}))
+        if not isinstance(settings, PySRSettings) or overrides:
+            base = settings.set_values() if isinstance(settings, PySRSettings) else dict(settings or {})
+            settings = PySRSettings.from_mapping({**base, **overrides})
+        super().__init__(settings)
         self._unavailable: EngineUnavailable | None = None
 
     def _load(self) -> Any:
@@ -286,12 +154,6 @@ def equations_to_models(equations: Any) -> list[EngineModel]:
                 )
             )
     return models
-
-
-def _names(values: Any) -> tuple[str, ...]:
-    """Operator names from a list or a comma-separated string."""
-    items = values.split(",") if isinstance(values, str) else (values or ())
-    return tuple(str(v).strip() for v in items if str(v).strip())
 
 
 def _number(value: Any) -> float:

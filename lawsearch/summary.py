@@ -139,49 +139,11 @@ def summarize_data(
     if n == 0:
         return summary
 
-    positive_in: dict[str, bool] = {}
-    varying: list[int] = []
-    for j, name in enumerate(inputs):
-        col = X[:, j]
-        uniq = np.unique(col)
-        positive = bool(np.all(col > 0))
-        positive_in[name] = positive
-        info: dict[str, Any] = {
-            "min": float(col.min()),
-            "max": float(col.max()),
-            "n_distinct": int(len(uniq)),
-            "positive": positive,
-            "decades": None,
-            "spacing": "constant",
-        }
-        if len(uniq) >= 2:
-            varying.append(j)
-        if positive and len(uniq) >= 2:
-            info["decades"] = float(np.log10(col.max() / col.min()))
-        if len(uniq) == 2:
-            info["spacing"] = "two values"
-        elif len(uniq) >= 3:
-            lin = np.diff(uniq)
-            cv_lin = float(lin.std() / lin.mean()) if lin.mean() > 0 else math.inf
-            if positive and (info["decades"] or 0) >= 1:
-                lg = np.diff(np.log(uniq))
-                cv_log = float(lg.std() / lg.mean()) if lg.mean() > 0 else math.inf
-                info["spacing"] = "log-spaced" if cv_log <= cv_lin else "linear-spaced"
-            else:
-                info["spacing"] = "linear-spaced" if cv_lin < 0.5 else "irregular"
-        summary["inputs"][name] = info
-
-    positive_out: dict[str, bool] = {}
-    for k, name in enumerate(targets):
-        col = Y[:, k]
-        positive = bool(np.all(col > 0))
-        positive_out[name] = positive
-        summary["targets"][name] = {
-            "min": float(col.min()),
-            "max": float(col.max()),
-            "mean": float(col.mean()),
-            "positive": positive,
-        }
+    summary["inputs"] = {name: _describe_input(X[:, j]) for j, name in enumerate(inputs)}
+    summary["targets"] = {name: _describe_target(Y[:, k]) for k, name in enumerate(targets)}
+    positive_in = {name: info["positive"] for name, info in summary["inputs"].items()}
+    positive_out = {name: info["positive"] for name, info in summary["targets"].items()}
+    varying = [j for j, name in enumerate(inputs) if summary["inputs"][name]["n_distinct"] >= 2]
 
     T = np.column_stack([_transform(X[:, j], positive_in[inputs[j]]) for j in range(len(inputs))]) if inputs else X
     for k, tname in enumerate(targets):
@@ -191,6 +153,39 @@ def summarize_data(
                 _relation(tname, inputs, j, T, ty, Y[:, k], labels, group_names, positive_in, positive_out[tname], varying)
             )
     return summary
+
+
+def _describe_input(col: np.ndarray) -> dict[str, Any]:
+    """Range, distinct values, sign, decades spanned and spacing of one input column."""
+    uniq = np.unique(col)
+    positive = bool(np.all(col > 0))
+    info: dict[str, Any] = {
+        "min": float(col.min()),
+        "max": float(col.max()),
+        "n_distinct": int(len(uniq)),
+        "positive": positive,
+        "decades": None,
+        "spacing": "constant",
+    }
+    if positive and len(uniq) >= 2:
+        info["decades"] = float(np.log10(col.max() / col.min()))
+    if len(uniq) == 2:
+        info["spacing"] = "two values"
+    elif len(uniq) >= 3:
+        lin = np.diff(uniq)
+        cv_lin = float(lin.std() / lin.mean()) if lin.mean() > 0 else math.inf
+        if positive and (info["decades"] or 0) >= 1:
+            lg = np.diff(np.log(uniq))
+            cv_log = float(lg.std() / lg.mean()) if lg.mean() > 0 else math.inf
+            info["spacing"] = "log-spaced" if cv_log <= cv_lin else "linear-spaced"
+        else:
+            info["spacing"] = "linear-spaced" if cv_lin < 0.5 else "irregular"
+    return info
+
+
+def _describe_target(col: np.ndarray) -> dict[str, Any]:
+    return {"min": float(col.min()), "max": float(col.max()), "mean": float(col.mean()),
+            "positive": bool(np.all(col > 0))}
 
 
 def _relation(
@@ -232,31 +227,46 @@ def _relation(
             A = np.column_stack([np.ones(m.sum()), tj])
             coef, _ = _lstsq(A, ty[m])
             slopes.append(float(coef[1]))
-        # curvature: add a quadratic term in the (normalized) transformed input
         if len(np.unique(tj)) >= _MIN_DISTINCT_CURVE and m.sum() >= len(others) + 5:
-            lo, hi = tj.min(), tj.max()
-            u = 2 * (tj - lo) / (hi - lo) - 1  # in [-1, 1]
-            base = [np.ones(m.sum()), u, *(T[m, i] for i in others)]
-            _, sse_lin = _lstsq(np.column_stack(base), ty[m])
-            coef, sse_quad = _lstsq(np.column_stack([*base, u**2]), ty[m])
             n_curve_groups += 1
-            b, c = float(coef[1]), float(coef[-1])
-            total = float(((ty[m] - ty[m].mean()) ** 2).sum())
-            significant = sse_lin > 1e-12 * max(total, 1e-300) and sse_quad < 0.8 * sse_lin
-            if not significant:
-                curv["straight"] += 1
-                continue
-            curv["convex" if c > 0 else "concave"] += 1
-            vertex = -b / (2 * c) if c != 0 else math.inf
-            if -0.8 < vertex < 0.8:
-                optimum["minimum" if c > 0 else "maximum"] += 1
-            else:
-                slope_small, slope_large = b - 2 * c, b + 2 * c
-                if abs(slope_large) < 0.6 * abs(slope_small):
-                    saturating["large"] += 1
-                elif abs(slope_small) < 0.6 * abs(slope_large):
-                    saturating["small"] += 1
+            shape, feature = _curve_shape(tj, ty[m], [T[m, i] for i in others])
+            curv[shape] += 1
+            if feature in optimum:
+                optimum[feature] += 1
+            elif feature in saturating:
+                saturating[feature] += 1
+    return _relation_record(tname, iname, loglog, rhos, slopes, curv, saturating, optimum, n_curve_groups)
 
+
+def _curve_shape(tj: np.ndarray, ty: np.ndarray, others: list[np.ndarray]) -> tuple[str, str | None]:
+    """Curvature of one group's (transformed) target along one input, from a quadratic term in the
+    normalized input: ``("straight", None)``, or convex/concave with where it bends — an optimum inside
+    (``"minimum"``/``"maximum"``), flattening at the ``"large"`` or ``"small"`` end, or neither."""
+    lo, hi = tj.min(), tj.max()
+    u = 2 * (tj - lo) / (hi - lo) - 1  # in [-1, 1]
+    base = [np.ones(len(tj)), u, *others]
+    _, sse_lin = _lstsq(np.column_stack(base), ty)
+    coef, sse_quad = _lstsq(np.column_stack([*base, u**2]), ty)
+    b, c = float(coef[1]), float(coef[-1])
+    total = float(((ty - ty.mean()) ** 2).sum())
+    if not (sse_lin > 1e-12 * max(total, 1e-300) and sse_quad < 0.8 * sse_lin):
+        return "straight", None
+    shape = "convex" if c > 0 else "concave"
+    vertex = -b / (2 * c) if c != 0 else math.inf
+    if -0.8 < vertex < 0.8:
+        return shape, "minimum" if c > 0 else "maximum"
+    slope_small, slope_large = b - 2 * c, b + 2 * c
+    if abs(slope_large) < 0.6 * abs(slope_small):
+        return shape, "large"
+    if abs(slope_small) < 0.6 * abs(slope_large):
+        return shape, "small"
+    return shape, None
+
+
+def _relation_record(tname: str, iname: str, loglog: bool, rhos: list[tuple[float, int]], slopes: list[float],
+                     curv: dict[str, int], saturating: dict[str, int], optimum: dict[str, int],
+                     n_curve_groups: int) -> dict[str, Any]:
+    """The JSON-ready relation of one input and one target, from the per-group findings."""
     rel: dict[str, Any] = {"target": tname, "input": iname, "space": "log-log" if loglog else "transformed"}
     if rhos:
         weights = np.array([w for _, w in rhos], dtype=float)

@@ -187,14 +187,7 @@ def bootstrap_intervals(
     with several targets both are nested by target, as ``LawFit.parameters()`` is.  An interval
     is None when every replicate of that (group, target) failed.
     """
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level!r}")
-    if chunks < 1:
-        raise ValueError(f"chunks must be at least 1, got {chunks!r}")
-    if time_limit is not None and not time_limit > 0:
-        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    _check_arguments(n_boot, level, chunks, time_limit)
     law = task.parse_law(law) if isinstance(law, str) else law
     train, test = task.train, task.test
     estimate = _point_estimate(law, fitted, train, seed)
@@ -210,6 +203,33 @@ def bootstrap_intervals(
         groups_eval=np.array(eval_groups, dtype=str),
         options=dataclasses.replace(options, deadline=deadline), seed=int(seed), start=estimate, deadline=deadline,
     )
+    records = _run_replicates(job, n_boot, chunks, executor, on_progress)
+    parameters, predictions, n_failed = _intervals(task, law, estimate, records, level)
+    return jsonable({
+        "level": level,
+        "n_boot": len(records),
+        "n_requested": n_boot,
+        "n_failed": n_failed,
+        "method": "percentile bootstrap over train rows resampled within each group",
+        "parameters": parameters,
+        "predictions": predictions,
+    })
+
+
+def _check_arguments(n_boot: int, level: float, chunks: int, time_limit: float | None) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level!r}")
+    if chunks < 1:
+        raise ValueError(f"chunks must be at least 1, got {chunks!r}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+
+
+def _run_replicates(job: BootstrapJob, n_boot: int, chunks: int, executor: Executor | None,
+                    on_progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
+    """The replicates' records in replicate order, run in ``chunks`` parts (through ``executor`` if given)."""
     replicates = list(range(n_boot))
     size = math.ceil(n_boot / chunks)
     parts = [replicates[i:i + size] for i in range(0, n_boot, size)]
@@ -224,13 +244,20 @@ def bootstrap_intervals(
         if on_progress is not None:
             on_progress(len(records), n_boot)
     records.sort(key=lambda r: r["b"])
-    n_run = len(records)
+    return records
 
+
+def _intervals(task: Task, law: Law, estimate: dict[tuple[str, str], np.ndarray], records: list[dict[str, Any]],
+               level: float) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """The parameters' and the predictions' intervals per group (and target), and the failed fits' count."""
+    train, test = task.train, task.test
+    rows = prediction_rows(task)
+    n_run = len(records)
     multi = len(task.targets) > 1
     n_failed = 0
     parameters: dict[str, Any] = {}
     predictions: dict[str, Any] = {}
-    for group in groups:
+    for group in train.group_names():
         for j, target in enumerate(task.targets):
             thetas = [r["theta"][(group, target)] for r in records if r["theta"][(group, target)] is not None]
             n_failed += n_run - len(thetas)
@@ -252,15 +279,7 @@ def bootstrap_intervals(
                 "interval": _interval(preds, level),
             }
             _put(predictions, group, target, entry, multi)
-    return jsonable({
-        "level": level,
-        "n_boot": n_run,
-        "n_requested": n_boot,
-        "n_failed": n_failed,
-        "method": "percentile bootstrap over train rows resampled within each group",
-        "parameters": parameters,
-        "predictions": predictions,
-    })
+    return parameters, predictions, n_failed
 
 
 def _put(into: dict[str, Any], group: str, target: str, value: Any, multi: bool) -> None:

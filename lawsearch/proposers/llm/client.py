@@ -183,28 +183,14 @@ class ClientMixin:
         key, _fields = self._cache_key(job)
         cached = self._cache_read(key)
         if cached is not None:
-            result.content = cached.get("content")
-            result.tokens_prompt = int(cached.get("tokens_prompt", 0))
-            result.tokens_completion = int(cached.get("tokens_completion", 0))
-            result.cached = True
-            result.json_mode = str(cached.get("json_mode", ""))
-            return result
+            return _replayed(result, cached)
         s = self.settings
         attempt = 0
         t_total = 0.0
         while True:
             index, mode = self._current_mode()
-            kwargs: dict[str, Any] = {
-                "model": s.model,
-                "messages": job.messages,
-                "temperature": s.temperature,
-                "max_tokens": s.max_tokens,
-            }
-            if s.send_seed:
-                kwargs["seed"] = job.seed
-            fmt = self._response_format(mode, job.n_laws)
-            if fmt is not None:
-                kwargs["response_format"] = fmt
+            kwargs = self._request_arguments(job, mode)
+            fmt = kwargs.get("response_format")
             left = self._time_left()
             if left <= 0:
                 result.error = "the run's time limit came before the request"
@@ -243,10 +229,32 @@ class ClientMixin:
         with self._lock:
             if not self._mode_confirmed and self._modes[self._mode_index] == mode:
                 self._mode_confirmed = True
-        content, usage = response
         result.json_mode = mode
         result.attempts = attempt + 1
         result.latency_s = t_total
+        return self._answered(result, response, key, _fields)
+
+    def _request_arguments(self, job: Job, mode: str) -> dict[str, Any]:
+        """The chat request's arguments for ``job`` in JSON mode ``mode`` (the timeout is added per attempt)."""
+        s = self.settings
+        kwargs: dict[str, Any] = {
+            "model": s.model,
+            "messages": job.messages,
+            "temperature": s.temperature,
+            "max_tokens": s.max_tokens,
+        }
+        if s.send_seed:
+            kwargs["seed"] = job.seed
+        fmt = self._response_format(mode, job.n_laws)
+        if fmt is not None:
+            kwargs["response_format"] = fmt
+        return kwargs
+
+    def _answered(self, result: CallResult, response: tuple[str | None, tuple[int, int, bool]], key: str,
+                  fields: dict[str, Any]) -> CallResult:
+        """``result`` completed with a server's answer (tokens, cost), which is cached unless too long."""
+        s = self.settings
+        content, usage = response
         if len(content or "") > s.max_answer_chars:
             result.error = (f"an answer of {len(content or '')} characters, more than llm.max_answer_chars "
                             f"({s.max_answer_chars})")
@@ -262,12 +270,12 @@ class ClientMixin:
         self._cache_write(
             key,
             {
-                "key": _fields,
+                "key": fields,
                 "content": content,
                 "tokens_prompt": prompt_tokens,
                 "tokens_completion": completion_tokens,
-                "json_mode": mode,
-                "latency_s": round(t_total, 4),
+                "json_mode": result.json_mode,
+                "latency_s": round(result.latency_s, 4),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
         )
@@ -319,3 +327,13 @@ class ClientMixin:
             return False
         time.sleep(delay)
         return True
+
+
+def _replayed(result: CallResult, cached: dict[str, Any]) -> CallResult:
+    """``result`` filled from a cached answer."""
+    result.content = cached.get("content")
+    result.tokens_prompt = int(cached.get("tokens_prompt", 0))
+    result.tokens_completion = int(cached.get("tokens_completion", 0))
+    result.cached = True
+    result.json_mode = str(cached.get("json_mode", ""))
+    return result

@@ -286,6 +286,42 @@ class LLMProposer(PromptMixin, ClientMixin):
 
     # ------------------------------------------------------------------ results
     def _digest(self, result: CallResult, context: SearchContext, seen: set[str]) -> list[Proposal]:
+        """The valid, new proposals of one call's answer; the call's statistics and event recorded."""
+        job = result.job
+        self._count_call(result)
+        call_event = self._call_event(result)
+        if result.error is not None:
+            call_event["error"] = result.error
+            self._event(call_event)
+            self._error(job.call_id, result.error, fatal=result.fatal)
+            return []
+        with self._lock:
+            self._consecutive_failures = 0
+        items, how = parse_answer(result.content)
+        with self._lock:
+            self.stats["parse_modes"][how] = self.stats["parse_modes"].get(how, 0) + 1
+        meta = {
+            "tokens_prompt": call_event["tokens_prompt"],
+            "tokens_completion": call_event["tokens_completion"],
+            "cost": call_event["cost"],
+            "latency_s": call_event["latency_s"],
+            "cached": result.cached,
+            "call_id": job.call_id,
+            "kind": job.kind,
+            "model": self.settings.model,
+        }
+        n_rejected = 0
+        if not items:
+            reason = "no formula found in the answer" + ("" if (result.content or "").strip() else " (empty answer)")
+            self._reject(job, snippet(result.content), reason)
+            n_rejected += 1
+        proposals, n_invalid = self._proposals(items, job, context, seen, meta)
+        call_event.update(parse=how, n_formulas=len(items), n_valid=len(proposals), n_rejected=n_rejected + n_invalid)
+        self._event(call_event)
+        return proposals
+
+    def _count_call(self, result: CallResult) -> None:
+        """Add one call to the statistics and the budget (which counts replays as if paid for)."""
         job = result.job
         s = self.stats
         with self._lock:
@@ -308,7 +344,11 @@ class LLMProposer(PromptMixin, ClientMixin):
             )
             if result.json_mode and not result.cached:
                 s["json_mode"] = result.json_mode
-        call_event: dict[str, Any] = {
+
+    def _call_event(self, result: CallResult) -> dict[str, Any]:
+        """The ``llm_call`` event of one call, for ``history.jsonl`` (a replay costs nothing)."""
+        job = result.job
+        return {
             "event": "llm_call",
             "call_id": job.call_id,
             "generation": job.generation,
@@ -324,32 +364,13 @@ class LLMProposer(PromptMixin, ClientMixin):
             "cost": round(result.cost, 8) if not result.cached else 0.0,
             "json_mode": result.json_mode,
         }
-        if result.error is not None:
-            call_event["error"] = result.error
-            self._event(call_event)
-            self._error(job.call_id, result.error, fatal=result.fatal)
-            return []
-        with self._lock:
-            self._consecutive_failures = 0
-        items, how = parse_answer(result.content)
-        with self._lock:
-            s["parse_modes"][how] = s["parse_modes"].get(how, 0) + 1
-        meta = {
-            "tokens_prompt": call_event["tokens_prompt"],
-            "tokens_completion": call_event["tokens_completion"],
-            "cost": call_event["cost"],
-            "latency_s": call_event["latency_s"],
-            "cached": result.cached,
-            "call_id": job.call_id,
-            "kind": job.kind,
-            "model": self.settings.model,
-        }
+
+    def _proposals(self, items: list[tuple[Any, str]], job: Job, context: SearchContext, seen: set[str],
+                   meta: dict[str, Any]) -> tuple[list[Proposal], int]:
+        """The valid formulas of an answer not ``seen`` before, as proposals; and how many were rejected."""
+        s = self.stats
         proposals: list[Proposal] = []
         n_rejected = 0
-        if not items:
-            reason = "no formula found in the answer" + ("" if (result.content or "").strip() else " (empty answer)")
-            self._reject(job, snippet(result.content), reason)
-            n_rejected += 1
         for formula, rationale in items:
             verdict = self._validate(formula, context)
             if isinstance(verdict, str):
@@ -373,9 +394,7 @@ class LLMProposer(PromptMixin, ClientMixin):
             )
         with self._lock:
             s["proposals_valid"] += len(proposals)
-        call_event.update(parse=how, n_formulas=len(items), n_valid=len(proposals), n_rejected=n_rejected)
-        self._event(call_event)
-        return proposals
+        return proposals, n_rejected
 
     def _validate(self, formula: Any, context: SearchContext) -> tuple[str, str] | str:
         """(clean text, canonical key) for a valid formula, else the reason it was rejected."""

@@ -408,7 +408,7 @@ def residual_pattern(
     targets = [targets] if isinstance(targets, str) else list(targets)
     try:
         law = Law.parse(formula, inputs, targets)
-    except Exception as exc:  # noqa: BLE001 - a hint must never break a prompt
+    except LawsearchError as exc:  # a hint must never break a prompt
         return f"(no residual pattern: {exc})"
     X = np.asarray(X, dtype=float).reshape(-1, len(inputs))
     n = X.shape[0]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import EngineUnavailable
+from ..errors import EngineUnavailable, FitError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -216,7 +216,7 @@ def group_curves(
         for label, law_fit, color, style in curves:
             try:
                 theta = law_fit.get(group, target).theta
-            except Exception:  # a group the law was not fitted on: nothing to draw
+            except FitError:  # a group the law was not fitted on: nothing to draw
                 continue
             ax.plot(grid[:, k], law_fit.law.bound(target).evaluate(grid, theta), color=color, ls=style, lw=1.6, label=label,
                     zorder=3)

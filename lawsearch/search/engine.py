@@ -349,7 +349,7 @@ class Discovery(ProposalScheduling, Population, Finalists):
                 results += future.result()
                 if step is not None:
                     self.step(step, done, len(jobs))
-        except Exception as exc:
+        except Exception as exc:  # re-raised: an infrastructure failure (candidates' own failures are data already)
             raise WorkerCrash(f"a worker failed in generation {self.state.generation} ({type(exc).__name__}: "
                               f"{exc}); nothing of that generation was recorded: fix the cause and continue with "
                               f"--resume --out {self.run_dir}") from exc
@@ -408,7 +408,7 @@ class Discovery(ProposalScheduling, Population, Finalists):
         for proposer in self.proposers:
             try:
                 proposer.close()
-            except Exception as exc:  # closing must not hide the run's result
+            except (OSError, RuntimeError) as exc:  # closing must not hide the run's result
                 self.log(f"{proposer.name}: close failed: {exc}")
         self._lock.release()
 

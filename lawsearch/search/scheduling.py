@@ -67,7 +67,7 @@ class ProposalScheduling:
             self.notes.append(f"{proposer.name}: unavailable — {exc}")
             self.proposers = [p for p in self.proposers if p is not proposer]
             return []
-        except Exception as exc:  # a proposer bug is recorded, never fatal
+        except Exception as exc:  # a proposer's own failure is recorded as data (its error count), never fatal
             self.state.proposer_stats.setdefault(proposer.name, new_stats())["errors"] += 1
             self.log(f"{proposer.name}: proposer failed: {type(exc).__name__}: {exc}")
             return []

@@ -202,7 +202,7 @@ def evaluate_batch(formulas: list[str], payload: EvalPayload,
         start = time.perf_counter()
         try:
             record = _evaluate_one(formula, payload, parent)
-        except Exception as exc:  # a bug in a candidate's numerics must not stop the run
+        except Exception as exc:  # a candidate's own failure is recorded as data (status "error")
             record = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
         record["fit_seconds"] = round(time.perf_counter() - start, 4)
         results.append(record)

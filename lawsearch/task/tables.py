@@ -61,7 +61,7 @@ def _read_hub(hub: HubSpec, split_column: str) -> pd.DataFrame:
         raise DataError("the 'datasets' package is not installed (pip install 'lawsearch[hub]')") from None
     try:
         loaded = datasets.load_dataset(hub.repo, hub.config, split=hub.split)
-    except Exception as exc:  # network, missing config, ...: all reported the same way
+    except (OSError, ValueError) as exc:  # network (ConnectionError), no such dataset (FileNotFoundError), bad config
         raise DataError(f"could not load {hub.repo} ({hub.config}) from the Hugging Face hub: {exc}") from None
     if hub.split is not None:
         return loaded.to_pandas()

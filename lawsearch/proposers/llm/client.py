@@ -218,7 +218,7 @@ class ClientMixin:
                 result.attempts = attempt + 1
                 result.latency_s = t_total
                 return result
-            except Exception as exc:  # noqa: BLE001 - anything the client raises is a failed call
+            except (self._openai.OpenAIError, OSError, ValueError) as exc:  # a failed call, recorded as data
                 t_total += time.monotonic() - t0
                 result.error = f"{type(exc).__name__}: {exc}"
                 result.attempts = attempt + 1

@@ -41,7 +41,7 @@ from typing import Any
 
 
 from ... import environment
-from ...errors import EngineUnavailable, FormulaError
+from ...errors import EngineUnavailable, FormulaError, LawsearchError
 from ...formula import Law
 from ..base import Proposal, SearchContext
 from .answers import clean_formula, parse_answer, snippet
@@ -147,7 +147,7 @@ class LLMProposer(PromptMixin, ClientMixin):
                     timeout=settings.timeout,
                     max_retries=0,  # retries are ours: counted, logged, with backoff
                 )
-            except Exception as exc:  # noqa: BLE001 - any client construction problem
+            except (self._openai.OpenAIError, ValueError, TypeError) as exc:
                 raise EngineUnavailable(f"cannot create the OpenAI client: {exc}") from None
         return client
 
@@ -177,7 +177,7 @@ class LLMProposer(PromptMixin, ClientMixin):
         try:
             jobs = [self._make_job(context, kind, parents, seed, min(self.settings.proposals_per_call, n - i * self.settings.proposals_per_call))
                     for i, (kind, parents, seed) in enumerate(plans)]
-        except Exception as exc:  # noqa: BLE001 - a prompt problem must not stop the search
+        except (LawsearchError, KeyError, ValueError) as exc:  # a bad template or summary, recorded as data
             self._error(None, f"cannot build the prompt: {type(exc).__name__}: {exc}")
             return []
         allowed: list[Job] = []
@@ -281,8 +281,8 @@ class LLMProposer(PromptMixin, ClientMixin):
         if callable(close):
             try:
                 close()
-            except Exception:  # noqa: BLE001
-                pass
+            except (OSError, RuntimeError) as exc:  # the run's result stands
+                log.warning("closing the LLM client failed: %s", exc)
 
     # ------------------------------------------------------------------ results
     def _digest(self, result: CallResult, context: SearchContext, seen: set[str]) -> list[Proposal]:
@@ -409,7 +409,7 @@ class LLMProposer(PromptMixin, ClientMixin):
             law = Law.parse(text, context.inputs, context.targets, pairs=context.pairs)
         except FormulaError as exc:
             return str(exc)
-        except Exception as exc:  # noqa: BLE001 - the parser must never take the search down
+        except Exception as exc:  # noqa: BLE001 - a candidate's own failure, recorded as data (a rejection)
             return f"parser error: {type(exc).__name__}: {exc}"
         if not law.variables:
             return f"uses none of the inputs ({', '.join(context.inputs)})"
@@ -451,10 +451,7 @@ class LLMProposer(PromptMixin, ClientMixin):
     def _event_unlocked(self, event: dict[str, Any]) -> None:
         self.events.append(event)
         if self.run_log is not None:
-            try:
-                self.run_log(dict(event))
-            except Exception as exc:  # noqa: BLE001 - logging must not stop the search
-                log.warning("run log callback failed: %s", exc)
+            self.run_log(dict(event))
 
 
 def _new_stats() -> dict[str, Any]:

@@ -142,7 +142,7 @@ class SRProposer:
         except LawsearchError as exc:
             error = str(exc)
             log.info("%s: %s run skipped: %s", self.name, job.mode, exc)
-        except Exception as exc:  # an engine failure never stops the search
+        except Exception as exc:  # an engine run's own failure, recorded as data (the run's event), never fatal
             error = f"{type(exc).__name__}: {exc}"
             log.warning("%s: %s run failed: %s", self.name, job.mode, error)
         self.last_run = {

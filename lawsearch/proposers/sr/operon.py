@@ -61,7 +61,7 @@ def load_operon() -> Any:
     """Import ``pyoperon.sklearn`` or raise :class:`EngineUnavailable` saying how to install it."""
     try:
         from pyoperon import sklearn as operon_sklearn
-    except Exception as exc:  # ImportError, or a broken binary wheel
+    except (ImportError, OSError) as exc:  # not installed, or a broken binary wheel
         raise EngineUnavailable(f"Operon is not usable ({type(exc).__name__}: {exc}); {INSTALL_HINT}") from None
     return operon_sklearn
 
@@ -114,7 +114,7 @@ class OperonProposer(SRProposer):
         for model in reg.pareto_front_:
             try:
                 text = reg.get_model_string(model["tree"], precision=PRECISION, names=names)
-            except Exception:  # pragma: no cover - a formatter problem drops one model
+            except (RuntimeError, ValueError, TypeError, KeyError):  # pragma: no cover - drops one model
                 continue
             front.append(
                 EngineModel(

@@ -147,7 +147,7 @@ def simplify_variants(
         expanded = sympy.expand(
             variants[1], deep=True, mul=True, multinomial=False, power_exp=True, power_base=True, log=True, force=True
         )
-    except Exception:  # pragma: no cover - sympy internals; the other variants stand
+    except Exception:  # pragma: no cover - a candidate's own failure in sympy: its other variants stand
         expanded = None
     if expanded is not None and expression_size(expanded) <= _MAX_EXPANDED_GROWTH * expression_size(expr) + 10:
         variants.append(expanded)

@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import LawsearchError
 from .io import write_json_atomic, write_text_atomic
-from .report.tables import best_human
+from .tables import best_human
 from .search.engine import discover
 from .search.settings import SearchSettings
 from .task import CuratedTask, curated_tasks, load_task

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import LawsearchError, LawsearchWarning
-from .report.tables import format_number
+from .tables import format_number
 
 app = typer.Typer(
     name="lawsearch",
@@ -126,7 +126,7 @@ def export(
 ) -> None:
     """Write a law as LaTeX, sympy or standalone Python (with fitted parameters when known)."""
     from .formula import Law
-    from .report.export import export_law, law_from_record, load_law_record
+    from .export import export_law, law_from_record, load_law_record
 
     fitted = None
     if source is not None:
@@ -319,7 +319,7 @@ def discover(
 @app.command()
 def compare(runs: Annotated[list[Path], typer.Argument(help="Run directories (or law.json files).")]) -> None:
     """Print each run's winner beside the human laws of its task."""
-    from .report.export import load_law_json
+    from .export import load_law_json
 
     rows = []
     for run in runs:

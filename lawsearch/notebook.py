@@ -47,7 +47,7 @@ def plot_result(result: DiscoveryResult, *, human: bool = True, axis: str | None
     from .evaluate import evaluate_law
     from .report import plots
     from .report.html import resolve_task
-    from .report.tables import best_human
+    from .tables import best_human
 
     task = result.task if result.task is not None else resolve_task(result.law_json)
     seed = int(result.law_json.get("seed", 0) or 0)

@@ -120,7 +120,7 @@ def test_log_of_an_input_with_zeros_alone_is_still_rejected():
 
 
 def test_a_self_law_record_reads_back_with_its_pairs():
-    from lawsearch.report.export import law_from_record
+    from lawsearch.export import law_from_record
 
     evaluation = evaluate_law(mixture_task(), "c + k*exp(t*self)")
     record = evaluation.record()

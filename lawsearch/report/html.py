@@ -34,8 +34,8 @@ from ..formula import Law
 from ..io import read_jsonl, write_bytes_atomic, write_text_atomic
 from ..task import TASKS_DIR, Task, load_spec, load_task
 from . import plots
-from .export import load_law_json
-from .tables import Table, best_human, comparison_table, format_number, markdown_table, markdown_text
+from ..export import load_law_json
+from ..tables import Table, best_human, comparison_table, format_number, markdown_table, markdown_text
 
 __all__ = ["write_report", "ReportFigure", "Report", "build_report", "resolve_task"]
 

@@ -20,8 +20,8 @@ from ..evaluate import Evaluation, evaluate_law, human_law_records, jsonable
 from ..fit import OUT_OF_TIME, fit_law
 from ..io import write_json_atomic, write_text_atomic
 from ..naming import readable_fit
-from ..report.export import export_law
-from ..report.tables import comparison_markdown
+from ..export import export_law
+from ..tables import comparison_markdown
 from ..uncertainty import bootstrap_intervals
 from ..task import Task, TaskData
 from .archive import Candidate

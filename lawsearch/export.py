@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import LawsearchError
-from ..formula import Law
+from .errors import LawsearchError
+from .formula import Law
 
 __all__ = ["ExportFormat", "export_law", "load_law_json", "load_law_record", "law_from_record"]
 

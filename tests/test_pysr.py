@@ -24,6 +24,8 @@ from lawsearch.proposers.sr import pysr as pysr_proposer
 from lawsearch.proposers.base import Proposer, ScoredLaw, SearchContext
 from lawsearch.proposers.sr.pysr import PySRProposer, PySRSettings, equations_to_models, load_pysr
 from lawsearch.proposers.sr import PYSR_FUNCTIONS, rewrite_calls, translate
+from lawsearch.proposers.sr.rewrite import GRAMMAR_UNARY
+from lawsearch.proposers.sr.settings import SUPPORTED_UNARY
 
 INPUTS = ("N", "D")
 PYSR_VARS = ["x0", "x1"]
@@ -135,6 +137,20 @@ def test_pysr_function_names_are_rewritten_on_the_syntax_tree():
     # a negative constant base stays the base of the power
     law = pysr_translate("(-0.5 ^ x0) + x1").law
     assert law.expr.has(sympy.Pow) and law.n_parameters == 1
+
+
+@pytest.mark.parametrize("operator", sorted(SUPPORTED_UNARY))
+def test_every_supported_unary_operator_and_its_guarded_twins_read_as_the_grammar(operator):
+    """The operator tables come from the grammar: every unary operator a pysr: block may name, and the
+    safe_/_abs twins SymbolicRegression.jl prints for the grammar's functions, translate to a law."""
+    X = np.array([[2.0, 3.0], [5.0, 7.0]])
+    law = pysr_translate(f"{operator}(x0 * 1.5)").law
+    assert np.all(np.isfinite(law.evaluate(X, [1.5] * law.n_parameters)))
+    if operator in GRAMMAR_UNARY:
+        for twin in (f"safe_{operator}", f"{operator}_abs"):
+            expected = Law.parse(f"{operator}(abs(N))" if twin.endswith("_abs") else f"{operator}(N)", ["N"], ["y"])
+            assert Law.parse(rewrite_calls(f"{twin}(x0)", PYSR_FUNCTIONS).replace("x0", "N"), ["N"], ["y"]).expr \
+                == expected.expr
 
 
 def test_pysr_translation_rejects_unsupported_and_unsafe_text():

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 
 from ...errors import FormulaError
+from ...formula.grammar import FUNCTIONS
 
 
 # ---------------------------------------------------------------------- text rewriting
@@ -21,35 +22,40 @@ def _call(name: str, *args: ast.expr) -> ast.expr:
 
 CallRewrite = Callable[[list[ast.expr]], ast.expr]
 
-#: PySR / SymbolicRegression.jl operator names → our grammar (by syntax-tree rewrite).
-PYSR_FUNCTIONS: dict[str, CallRewrite] = {
+def _guarded(name: str) -> dict[str, CallRewrite]:
+    """SymbolicRegression.jl's guarded twins of the grammar function ``name``: ``safe_name(a)`` is
+    ``name(a)``, ``name_abs(a)`` is ``name(abs(a))``."""
+    return {f"safe_{name}": lambda a: _call(name, a[0]), f"{name}_abs": lambda a: _call(name, _call("abs", a[0]))}
+
+
+#: PySR operators that are no grammar function, as our grammar (the unary ones are PySR operator names).
+PYSR_UNARY_REWRITES: dict[str, CallRewrite] = {
     "square": lambda a: _pow(a[0], 2),
     "cube": lambda a: _pow(a[0], 3),
     "neg": lambda a: ast.UnaryOp(op=ast.USub(), operand=a[0]),
     "inv": lambda a: ast.BinOp(left=ast.Constant(1), op=ast.Div(), right=a[0]),
+}
+_BINARY_REWRITES: dict[str, CallRewrite] = {
     "plus": lambda a: ast.BinOp(left=a[0], op=ast.Add(), right=a[1]),
     "sub": lambda a: ast.BinOp(left=a[0], op=ast.Sub(), right=a[1]),
     "mult": lambda a: ast.BinOp(left=a[0], op=ast.Mult(), right=a[1]),
     "div": lambda a: ast.BinOp(left=a[0], op=ast.Div(), right=a[1]),
     "safe_pow": lambda a: ast.BinOp(left=a[0], op=ast.Pow(), right=a[1]),
     "pow_abs": lambda a: ast.BinOp(left=_call("abs", a[0]), op=ast.Pow(), right=a[1]),
-    "safe_log": lambda a: _call("log", a[0]),
-    "safe_log2": lambda a: _call("log2", a[0]),
-    "safe_log10": lambda a: _call("log10", a[0]),
-    "safe_log1p": lambda a: _call("log1p", a[0]),
-    "safe_sqrt": lambda a: _call("sqrt", a[0]),
-    "log_abs": lambda a: _call("log", _call("abs", a[0])),
-    "log10_abs": lambda a: _call("log10", _call("abs", a[0])),
-    "log2_abs": lambda a: _call("log2", _call("abs", a[0])),
-    "log1p_abs": lambda a: _call("log1p", _call("abs", a[0])),
-    "sqrt_abs": lambda a: _call("sqrt", _call("abs", a[0])),
+}
+#: The grammar's one-argument functions (lower case), read as written in engine output.
+GRAMMAR_UNARY = frozenset(name for name, (_, arities) in FUNCTIONS.items() if 1 in arities and name.islower())
+
+#: PySR / SymbolicRegression.jl operator names → our grammar (by syntax-tree rewrite): the operators
+#: above, and the guarded twins (``safe_log``, ``log_abs``, ...) of every one-argument grammar function.
+PYSR_FUNCTIONS: dict[str, CallRewrite] = {
+    **PYSR_UNARY_REWRITES,
+    **_BINARY_REWRITES,
+    **{key: rewrite for name in sorted(GRAMMAR_UNARY) for key, rewrite in _guarded(name).items()},
     "logm": lambda a: _call("log", _call("abs", a[0])),
     "sqrtm": lambda a: _call("sqrt", _call("abs", a[0])),
 }
-_ARITY = {
-    "square": 1, "cube": 1, "neg": 1, "inv": 1, "plus": 2, "sub": 2, "mult": 2, "div": 2,
-    "safe_pow": 2, "pow_abs": 2,
-}
+_ARITY = {name: 2 for name in _BINARY_REWRITES}
 
 
 class _CallRewriter(ast.NodeTransformer):

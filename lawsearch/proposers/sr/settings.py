@@ -9,24 +9,26 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..engine_settings import EngineSettings, operator_names
+from .rewrite import GRAMMAR_UNARY, PYSR_UNARY_REWRITES
 
 __all__ = ["SRSettings", "OperonSettings", "PySRSettings", "RAW_OPERATORS", "LOG_OPERATORS",
            "SUPPORTED_OPERATORS", "SUPPORTED_BINARY", "SUPPORTED_UNARY"]
 
 RAW_OPERATORS = ("add", "mul", "pow", "constant", "variable")
 LOG_OPERATORS = ("add", "sub", "mul", "div", "exp", "constant", "variable")
-#: Operon symbols whose printed form the safe parser reads (fmin/fmax and trigonometry are left out).
-SUPPORTED_OPERATORS = frozenset(
-    {
-        "add", "sub", "mul", "div", "pow", "powabs", "aq", "exp", "log", "logabs", "log1p",
-        "sqrt", "sqrtabs", "cbrt", "square", "abs", "tanh", "constant", "variable",
-    }
-)
-#: PySR operators whose printed form the safe parser reads (after ``PYSR_FUNCTIONS``).
+#: Operon symbols printed as arithmetic (``aq``: a/sqrt(1+b^2); ``powabs``, ``logabs``, ``sqrtabs``: of abs).
+_OPERON_ARITHMETIC = ("add", "sub", "mul", "div", "pow", "powabs", "aq", "square", "logabs", "sqrtabs", "constant",
+                      "variable")
+#: Operon symbols printed as the grammar function of the same name (fmin/fmax and trigonometry are left out).
+_OPERON_AS_GRAMMAR = ("exp", "log", "log1p", "sqrt", "cbrt", "abs", "tanh")
+#: Operon symbols whose printed form the safe parser reads.
+SUPPORTED_OPERATORS = frozenset(_OPERON_ARITHMETIC) | GRAMMAR_UNARY.intersection(_OPERON_AS_GRAMMAR)
+#: PySR operators whose printed form the safe parser reads (after ``PYSR_FUNCTIONS``): the arithmetic
+#: ones, the grammar's functions and the rewritten ones.
 SUPPORTED_BINARY = frozenset({"+", "-", "*", "/", "^", "max", "min"})
-SUPPORTED_UNARY = frozenset(
-    {"exp", "log", "log2", "log10", "log1p", "sqrt", "square", "cube", "neg", "inv", "abs", "tanh", "cbrt"}
-)
+#: PySR's unary operators that print as the grammar function of the same name.
+_PYSR_AS_GRAMMAR = ("exp", "log", "log2", "log10", "log1p", "sqrt", "abs", "tanh", "cbrt")
+SUPPORTED_UNARY = frozenset(GRAMMAR_UNARY.intersection(_PYSR_AS_GRAMMAR)) | frozenset(PYSR_UNARY_REWRITES)
 _EXP_LOG = ("exp", "log", "log2", "log10", "log1p")
 
 

@@ -151,17 +151,6 @@ class LLMProposer(PromptMixin, ClientMixin):
                 raise EngineUnavailable(f"cannot create the OpenAI client: {exc}") from None
         return client
 
-    @classmethod
-    def from_config(
-        cls,
-        yaml_block: Mapping[str, Any] | None = None,
-        cli_overrides: Mapping[str, Any] | None = None,
-        environ: Mapping[str, str] | None = None,
-        run_log: Callable[[dict[str, Any]], None] | None = None,
-    ) -> LLMProposer:
-        """Build from the run settings' ``llm:`` block, CLI options and the environment (see :meth:`LLMSettings.resolve`)."""
-        return cls(LLMSettings.resolve(yaml_block, cli_overrides, environ), run_log=run_log, environ=environ)
-
     # ------------------------------------------------------------------ public
     def propose(self, context: SearchContext, n: int) -> list[Proposal]:
         """Up to ``n`` valid proposals; never raises for a bad/slow/missing answer."""

@@ -76,3 +76,7 @@ def test_engine_blocks_are_recorded_as_given():
     assert settings.llm.concurrent_calls == 3
     assert settings.model_dump(mode="json")["llm"] == {"model": "m", "concurrent_calls": 3}
     assert settings.model_dump(mode="json")["operon"] == {}
+    assert resolve_settings({}, None, {"LAWSEARCH_LLM_MODEL": "m"}).llm.every is None
+    assert resolve_settings({"operon": {"every": "3"}}, None, {}).operon.every == 3  # the engine's cadence
+    with pytest.raises(TaskError, match="operon.every"):
+        resolve_settings({"operon": {"every": 0}}, None, {})

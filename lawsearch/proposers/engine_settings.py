@@ -14,7 +14,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import TaskError
 
@@ -44,6 +44,9 @@ class EngineSettings(BaseModel):
     section: ClassVar[str] = "engine"
     #: other names of settings: alias → the fields it sets.
     aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    every: int | None = Field(None, ge=1, description="generations between the proposer's calls (None: its "
+                                                      "default cadence, see lawsearch.search.scheduling)")
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -54,8 +54,7 @@ class ProposalScheduling:
 
     def _cadence(self, name: str) -> int:
         """Generations between calls of a proposer: the engine block's ``every`` (operon, pysr, llm)."""
-        block = getattr(self.settings, name, None)
-        every = block.get("every") if isinstance(block, dict) else None
+        every = getattr(getattr(self.settings, name, None), "every", None)
         return max(1, int(every if every is not None else DEFAULT_CADENCE.get(name, 1)))
 
     def _call(self, proposer: Proposer, context: SearchContext, n: int) -> list[Proposal]:

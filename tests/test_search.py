@@ -197,9 +197,9 @@ split: {extrapolate: {by: [params, tokens]}}
 """
 RUN_CONFIG = """
 proposers: [library, mutate]
-generations: 10
+generations: 6
 time_limit: 600
-proposals_per_generation: 10
+proposals_per_generation: 8
 initial_library: 12
 islands: 2
 search_starts: 8
@@ -227,7 +227,7 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path):
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
-            if json.loads(checkpoint.read_text())["generation"] >= 3:
+            if json.loads(checkpoint.read_text())["generation"] >= 2:
                 break
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             pass
@@ -235,7 +235,7 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     generation = json.loads(checkpoint.read_text())["generation"]
-    assert 3 <= generation < 10, "the run must be killed mid-way"
+    assert 2 <= generation < 6, "the run must be killed mid-way"
     assert not (killed / "law.json").exists()
     subprocess.run(_cli(tmp_path, "--out", str(killed), "--resume"), check=True, capture_output=True, timeout=600)
     resumed = _history(killed)

@@ -428,3 +428,24 @@ def test_human_law_bounds_hold_in_the_search_and_in_the_records(tmp_path):
         Discovery(task, settings, tmp_path / "other").payload, fit_options=FitOptions(bounds={"alpha": (0.5, 1.0)})))
     winner = result.state.archive.best(1)[0]
     assert winner.val_error == pytest.approx(seeded[0]["val_error"])
+
+
+def test_the_seeded_human_laws_are_fitted_before_the_library_forms(chinchilla_task, tmp_path):
+    """A time limit that cuts generation 0 short cuts the library forms, never the human laws: they
+    are submitted first (and in a pool of one worker, fitted first)."""
+    search = Discovery(chinchilla_task, SearchSettings(seed=0, proposers=("library",), **FAST), tmp_path / "run")
+    submitted: list[str] = []
+    run_jobs = search._run_jobs
+
+    def recording(jobs, step=None):
+        submitted.extend(formula for formulas, *_ in jobs for formula in formulas)
+        return run_jobs(jobs, step)
+
+    search._run_jobs = recording
+    try:
+        search.run_generation()
+    finally:
+        search.close()
+    human = chinchilla_task.parse_law(chinchilla_task.human_laws[0].formula).text
+    assert len(submitted) > 10 and submitted[0] == human
+    assert search.state.archive.get(chinchilla_task.parse_law(human).canonical).ok

@@ -1,5 +1,5 @@
-"""The human-anchored winner rule: a seeded human law within the one-standard-error band sets the
-validation error a simpler law must reach to win."""
+"""The human-anchored winner rule (a seeded human law within the one-standard-error band sets the
+validation error a simpler law must reach to win) and the lowest-error rule."""
 
 from __future__ import annotations
 
@@ -68,3 +68,15 @@ def test_the_winner_rule_setting_accepts_anchored():
     assert SearchSettings(winner_rule="anchored").winner_rule == "anchored"
     with pytest.raises(ValueError):
         SearchSettings(winner_rule="human")
+
+
+def test_the_lowest_rule_takes_the_front_law_of_lowest_validation_error(tmp_path):
+    task = synthetic_task(human_laws=[{"name": "Hoffmann", "formula": CHINCHILLA}])
+    search = Discovery(task, SearchSettings(seed=0, winner_rule="lowest", workers=1, bootstrap=0), tmp_path / "run")
+    for cand in _front(0.095)[0]:
+        search.state.archive.add(cand)
+    try:
+        assert search.winner().formula == "best"  # 0.090, though four simpler laws lie within its standard error
+        assert search.selection["rule"].startswith("lowest validation NMSE")
+    finally:
+        search.close()

@@ -133,8 +133,8 @@ class Finalists:
 
     def winner(self) -> Candidate:
         """The finalist chosen on the extrapolation folds (:func:`~.folds.fold_winner`), else (a single
-        fold, or none scored) the Pareto-front law chosen by :func:`select_winner`; the choice is
-        described in ``self.selection``."""
+        fold, or none scored) the Pareto-front law chosen by the ``winner_rule`` setting (lowest validation
+        error, one standard error, consensus or human-anchored); the choice is described in ``self.selection``."""
         by_folds = fold_winner(list(self.state.archive.candidates.values()))
         if by_folds is not None:
             chosen, self.selection = by_folds
@@ -153,6 +153,9 @@ class Finalists:
                                       "<= best + its standard error, and <= that of a seeded human law within it",
                               "tolerance": tolerance, "anchors": [h.formula for h in human]}
             chosen = anchored_winner(front, human, tolerance)
+        elif self.settings.winner_rule == "lowest":
+            self.selection = {"rule": "lowest validation NMSE on the Pareto front (ties: the simpler law)"}
+            chosen = min(front, key=lambda c: (c.val_error, c.complexity), default=None)
         else:
             self.selection = {"rule": "one-standard-error: simplest Pareto law with validation NMSE <= best + its "
                                       "standard error (or within selection_tolerance, relative)",

@@ -77,8 +77,8 @@ def test_consensus_passes_over_the_simplest_law_when_it_alone_departs_beyond_the
     assert record["rule"].startswith("consensus")
 
 
-def test_the_rule_is_a_setting_and_one_se_stays_the_default():
-    assert SearchSettings().winner_rule == "one-se"
+def test_the_rule_is_a_setting_and_lowest_is_the_default():
+    assert SearchSettings().winner_rule == "lowest"
     assert SearchSettings(winner_rule="consensus").winner_rule == "consensus"
     with pytest.raises(ValueError):
         SearchSettings(winner_rule="median")

@@ -22,7 +22,7 @@ from lawsearch.proposers.base import Proposal
 from lawsearch.search.archive import Candidate, pareto_front, select_winner, winner_threshold
 from lawsearch.fit import FitOptions
 from lawsearch.search.engine import Discovery, discover
-from lawsearch.search.scoring import EvalPayload, evaluate_batch
+from lawsearch.search.scoring import EvalPayload, evaluate_batch, upper_bounds
 from lawsearch.search.settings import SearchSettings, resolve_settings
 from lawsearch.task import task_from_frame
 
@@ -323,6 +323,36 @@ def test_declared_trend_rejects_laws_that_turn_around_beyond_the_data():
     assert evaluate_batch([quadratic], free)[0]["status"] == "ok"
 
 
+def test_a_declared_trend_is_checked_only_where_the_rows_order_of_inputs_holds():
+    """Repeated data (Muennighoff et al.): u unique tokens of d total (u <= d on every row); the
+    effective data u*(1 + R*(1 - exp(-(d/u - 1)/R))) falls with u beyond u = d, where no run can lie.
+    Pushing u alone past d would reject this law; the push stops at d, so the law is kept."""
+    rng = np.random.default_rng(0)
+    u = np.geomspace(1e8, 1e10, 60)
+    d = u * rng.uniform(1.0, 40.0, u.size)
+    law = "E + B/(u + u*R*(1 - exp(-(d/u - 1)/R)))**beta"
+
+    def loss(u, d):
+        return 1.5 + 400 * (u + u * 5.0 * (1 - np.exp(-(d / u - 1) / 5.0))) ** -0.3
+
+    fit, val = slice(0, 50), slice(50, 60)
+    X = np.column_stack([u, d])
+    payload = EvalPayload(inputs=("u", "d"), targets=("y",), X_fit=X[fit], Y_fit=loss(u, d)[fit, None],
+                          groups_fit=np.full(50, "all"), X_val=X[val], Y_val=loss(u, d)[val, None],
+                          groups_val=np.full(10, "all"), max_parameters=None, max_complexity=100,
+                          fit_options=FitOptions(n_starts=16, n_local=3), seed=0, positive_inputs=("u", "d"),
+                          monotone=(("u", "decreasing"), ("d", "decreasing")))
+    assert upper_bounds(X, 0) == [1] and upper_bounds(X, 1) == []
+    kept = evaluate_batch([law], payload)[0]
+    assert kept["status"] == "ok" and kept["val_error"] < 1e-4
+    # one row with u > d: the order no longer holds, the push is not capped and the turn is found
+    d[0] = 0.99 * u[0]
+    X = np.column_stack([u, d])
+    free = dataclasses.replace(payload, X_fit=X[fit], Y_fit=loss(u, d)[fit, None])
+    turned = evaluate_batch([law], free)[0]
+    assert turned["status"] == "rejected" and "not decreasing in u beyond the data" in turned["reason"]
+
+
 def test_laws_whose_fit_sits_at_the_fitters_limit_are_rejected():
     payload = _payload_1d(lambda x: 2 + 300 * x ** -0.5, np.geomspace(1e9, 1e11, 30), np.geomspace(1.2e11, 2e11, 5))
     pinned, power = evaluate_batch(["c0 + A/log(x)**alpha", "c0 + A/x**alpha"], payload)
@@ -398,3 +428,24 @@ def test_human_law_bounds_hold_in_the_search_and_in_the_records(tmp_path):
         Discovery(task, settings, tmp_path / "other").payload, fit_options=FitOptions(bounds={"alpha": (0.5, 1.0)})))
     winner = result.state.archive.best(1)[0]
     assert winner.val_error == pytest.approx(seeded[0]["val_error"])
+
+
+def test_the_seeded_human_laws_are_fitted_before_the_library_forms(chinchilla_task, tmp_path):
+    """A time limit that cuts generation 0 short cuts the library forms, never the human laws: they
+    are submitted first (and in a pool of one worker, fitted first)."""
+    search = Discovery(chinchilla_task, SearchSettings(seed=0, proposers=("library",), **FAST), tmp_path / "run")
+    submitted: list[str] = []
+    run_jobs = search._run_jobs
+
+    def recording(jobs, step=None):
+        submitted.extend(formula for formulas, *_ in jobs for formula in formulas)
+        return run_jobs(jobs, step)
+
+    search._run_jobs = recording
+    try:
+        search.run_generation()
+    finally:
+        search.close()
+    human = chinchilla_task.parse_law(chinchilla_task.human_laws[0].formula).text
+    assert len(submitted) > 10 and submitted[0] == human
+    assert search.state.archive.get(chinchilla_task.parse_law(human).canonical).ok

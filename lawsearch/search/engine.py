@@ -257,11 +257,12 @@ class Discovery(ProposalScheduling, Population, Finalists):
         cheap = [key for key in pending if key not in thorough]
         deadline = self._fit_deadline()
         payload = dataclasses.replace(self.payload, fit_options=with_deadline(self.payload.fit_options, deadline))
-        outcome = dict(zip(cheap, self._evaluate([pending[k][0] for k in cheap], payload,
-                                                 [self._parent_fit(pending[k][2]) for k in cheap])))
-        outcome.update(zip(thorough, self._run_jobs([([pending[k][0]], self._thorough_payload(pending[k][0],
+        # the seeded human laws first: a time limit that cuts the generation short never cuts them
+        outcome = dict(zip(thorough, self._run_jobs([([pending[k][0]], self._thorough_payload(pending[k][0],
                                                                                               deadline=deadline))
                                                      for k in thorough])))
+        outcome.update(zip(cheap, self._evaluate([pending[k][0] for k in cheap], payload,
+                                                 [self._parent_fit(pending[k][2]) for k in cheap])))
         self._fit_first_law({k: pending[k][0] for k in cheap}, outcome)
         best_before = self.best_error()
         for record in records:

@@ -8,6 +8,7 @@ import time
 
 
 from ..errors import LawsearchError
+from .anchor import anchored_winner
 from .archive import Candidate, select_winner, winner_threshold
 from .budget import REFINE_SHARE
 from .checkpoint import save_checkpoint
@@ -49,6 +50,8 @@ class Finalists:
             front = archive.front()
             bar = max(2 * best[0].val_error, winner_threshold(front, self.settings.selection_tolerance))
             contenders = [c for c in front if c.val_error <= bar]
+            if self.settings.winner_rule == "anchored":  # a human law that sets the bar is checked too
+                contenders += [h for h in self.seeded_human_laws() if h.val_error <= bar]
             keys = list(dict.fromkeys([c.key for c in best] + [c.key for c in contenders]))
             refits = [k for k in keys if not archive.get(k).refined]
             checks = [k for k in keys if k not in checked]
@@ -102,9 +105,7 @@ class Finalists:
         front = archive.front()
         bar = max(2 * self.best_error(), winner_threshold(front, self.settings.selection_tolerance))
         finalists = archive.best(self.settings.refine_top) + [c for c in front if c.val_error <= bar]
-        if self.settings.seed_human_laws:
-            human = (self.task.parse_law(h.formula).canonical for h in self.task.human_laws)
-            finalists += [archive.get(k) for k in human if k in archive and archive.get(k).ok]
+        finalists += self.seeded_human_laws()
         keys = [k for k in dict.fromkeys(c.key for c in finalists) if archive.get(k).fold_errors is None]
         jobs = []
         for key in keys:
@@ -122,10 +123,18 @@ class Finalists:
             errors = [next(results).get("val_error", math.inf) for _ in self.folds[1:]]
             cand.fold_errors = [cand.val_error, *errors]
 
+    def seeded_human_laws(self) -> list[Candidate]:
+        """The fitted candidates of the human laws the search was seeded with (none when it was not)."""
+        if not self.settings.seed_human_laws:
+            return []
+        archive = self.state.archive
+        human = (self.task.parse_law(h.formula).canonical for h in self.task.human_laws)
+        return [archive.get(k) for k in human if k in archive and archive.get(k).ok]
+
     def winner(self) -> Candidate:
         """The finalist chosen on the extrapolation folds (:func:`~.folds.fold_winner`), else (a single
-        fold, or none scored) the Pareto-front law chosen by :func:`select_winner`; the choice is
-        described in ``self.selection``."""
+        fold, or none scored) the Pareto-front law chosen by the ``winner_rule`` setting (lowest validation
+        error, one standard error, consensus or human-anchored); the choice is described in ``self.selection``."""
         by_folds = fold_winner(list(self.state.archive.candidates.values()))
         if by_folds is not None:
             chosen, self.selection = by_folds
@@ -137,10 +146,21 @@ class Finalists:
             if by_consensus is not None:
                 chosen, self.selection = by_consensus
                 return chosen
-        self.selection = {"rule": "one-standard-error: simplest Pareto law with validation NMSE <= best + its "
-                                  "standard error (or within selection_tolerance, relative)",
-                          "tolerance": self.settings.selection_tolerance}
-        chosen = select_winner(self.state.archive.front(), self.settings.selection_tolerance)
+        front, tolerance = self.state.archive.front(), self.settings.selection_tolerance
+        if self.settings.winner_rule == "anchored":  # lawsearch/search/anchor.py
+            human = self.seeded_human_laws()
+            self.selection = {"rule": "human-anchored one-standard-error: simplest Pareto law with validation NMSE "
+                                      "<= best + its standard error, and <= that of a seeded human law within it",
+                              "tolerance": tolerance, "anchors": [h.formula for h in human]}
+            chosen = anchored_winner(front, human, tolerance)
+        elif self.settings.winner_rule == "lowest":
+            self.selection = {"rule": "lowest validation NMSE on the Pareto front (ties: the simpler law)"}
+            chosen = min(front, key=lambda c: (c.val_error, c.complexity), default=None)
+        else:
+            self.selection = {"rule": "one-standard-error: simplest Pareto law with validation NMSE <= best + its "
+                                      "standard error (or within selection_tolerance, relative)",
+                              "tolerance": tolerance}
+            chosen = select_winner(front, tolerance)
         if chosen is None:
             raise LawsearchError("no law was fitted successfully")
         return chosen

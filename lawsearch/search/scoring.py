@@ -19,7 +19,7 @@ from ..formula import Law
 from ..identifiability import reduce_law, redundant_direction, structural_redundancy
 from ..nested import nested_starts
 
-__all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "TREND_FACTORS"]
+__all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "upper_bounds", "TREND_FACTORS"]
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,15 @@ def trend_violation(fit: LawFit, payload: EvalPayload) -> str | None:
     of every target must move in the declared direction (up to a tolerance of
     1e-6 of the target's spread).  This is where extrapolation happens, and a
     law that turns around there (a loss that rises with model size) is rejected.
+    A push stays within the order the rows keep between inputs: where an input
+    never exceeds another on any row (unique tokens <= total tokens), it is pushed
+    no further than that other input, as beyond it no run can lie.
     """
     if not payload.monotone or len(payload.X_val) == 0:
         return None
     n, k = len(payload.X_val), len(TREND_FACTORS)
     spread = np.std(payload.Y_fit, axis=0) + 1e-300
+    rows = np.vstack([payload.X_fit, payload.X_val])
     for name, direction in payload.monotone:
         j = payload.inputs.index(name)
         X = np.repeat(payload.X_val, k, axis=0)
@@ -97,6 +101,8 @@ def trend_violation(fit: LawFit, payload: EvalPayload) -> str | None:
             X[:, j] = base * steps
         else:
             X[:, j] = base + (steps - 1.0) * np.ptp(payload.X_fit[:, j])
+        for m in upper_bounds(rows, j):
+            X[:, j] = np.minimum(X[:, j], X[:, m])
         pred = fit.predict(X, np.repeat(payload.groups_val, k), payload.targets).reshape(n, k, -1)
         moves = np.diff(pred, axis=1) * (1.0 if direction == "increasing" else -1.0)
         with np.errstate(invalid="ignore"):
@@ -106,6 +112,11 @@ def trend_violation(fit: LawFit, payload: EvalPayload) -> str | None:
             return (f"not {direction} in {name} beyond the data (from validation row with "
                     f"{name} = {payload.X_val[row, j]:g}, up to {TREND_FACTORS[-1]:g}x)")
     return None
+
+
+def upper_bounds(X: np.ndarray, j: int) -> list[int]:
+    """Columns of ``X`` that column ``j`` never exceeds on any row (other than ``j`` itself)."""
+    return [m for m in range(X.shape[1]) if m != j and bool(np.all(X[:, j] <= X[:, m]))]
 
 
 #: A parent's fit a candidate's multi-start may begin from: its formula and (group, target, parameters).

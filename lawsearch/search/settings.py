@@ -59,9 +59,12 @@ class SearchSettings(BaseModel):
     selection_tolerance: float = Field(
         0.0, ge=0, description="winner: simplest Pareto law within best + max(standard error, this relative margin)"
     )
-    winner_rule: typing.Literal["one-se", "consensus"] = Field(
-        "one-se", description="the winner without folds: 'one-se', the simplest law of the one-standard-error "
-                              "band; 'consensus', the band's law whose extrapolation agrees most with the others'"
+    winner_rule: typing.Literal["lowest", "one-se", "consensus", "anchored"] = Field(
+        "lowest", description="the winner without folds: 'lowest', the front's law of lowest validation error; "
+                              "'one-se', the simplest law of the one-standard-error "
+                              "band; 'consensus', the band's law whose extrapolation agrees most with the others'; "
+                              "'anchored', the simplest law of the band that validates at least as well as a seeded "
+                              "human law within the band"
     )
     folds: int = Field(1, ge=1, description="nested extrapolation folds of train that rank the finalists (1: the "
                                              "validation cut alone, with the one-standard-error rule)")

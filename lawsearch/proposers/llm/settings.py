@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 from ... import environment
 from ...precedence import merge_layers
@@ -56,18 +56,19 @@ class LLMSettings(EngineSettings):
     model: str | None = None
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = Field(0.8, ge=0)
-    max_tokens: int = Field(1024, ge=1)
-    proposals_per_call: int = Field(5, ge=1)
-    concurrent_calls: int = Field(2, ge=1)
-    timeout: float = Field(60.0, gt=0)
-    retries: int = Field(3, ge=0)
-    backoff: float = Field(1.0, ge=0, description="seconds; doubles per retry (Retry-After wins when sent)")
-    backoff_max: float = Field(30.0, ge=0)
-    price_per_1k_prompt: float = Field(0.0, ge=0)
-    price_per_1k_completion: float = Field(0.0, ge=0)
-    max_calls: int | None = Field(None, ge=0)
-    max_tokens_total: int | None = Field(None, ge=0)
+    # numeric settings: the constraint is in the type (pydantic's NonNegative*/Positive* types)
+    temperature: NonNegativeFloat = 0.8  # sampling temperature of each call
+    max_tokens: PositiveInt = 1024  # completion tokens per call
+    proposals_per_call: PositiveInt = 5  # laws asked for in each call
+    concurrent_calls: PositiveInt = 2  # calls in flight at once
+    timeout: PositiveFloat = 60.0  # seconds per request (cut to the time left)
+    retries: NonNegativeInt = 3  # retries of a failed request
+    backoff: NonNegativeFloat = 1.0  # seconds; doubles per retry (Retry-After wins when sent)
+    backoff_max: NonNegativeFloat = 30.0
+    price_per_1k_prompt: NonNegativeFloat = 0.0
+    price_per_1k_completion: NonNegativeFloat = 0.0
+    max_calls: NonNegativeInt | None = None
+    max_tokens_total: NonNegativeInt | None = None
     max_cost: float | None = Field(None, ge=0)
     cache: bool = True
     cache_dir: str | None = Field(None, description="None: $XDG_CACHE_HOME/lawsearch/llm or ~/.cache/lawsearch/llm")

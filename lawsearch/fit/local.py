@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .runs import CHUNK_VALUES, Runs
-from .steps import ScaledModel, select_step, strictly_feasible, trust_region_step
+from .steps import ScaledModel, row_norms, select_step, strictly_feasible, trust_region_step
 
 __all__ = ["LocalResult", "local_fits", "robust_cost"]
 
@@ -97,9 +97,9 @@ def local_fits(runs: Runs, x0: np.ndarray, projected: bool, max_nfev: int, tol: 
         cost_trial = robust_cost(r_trial, None if f_scale is None else f_scale[idx])
         nfev[idx] += 1
         actual = cost[idx] - cost_trial
-        new_radius, ratio = _updated_radius(radius[idx], actual, predicted, np.linalg.norm(step_h, axis=1))
+        new_radius, ratio = _updated_radius(radius[idx], actual, predicted, row_norms(step_h))
         done = ((actual < tol * cost[idx]) & (ratio > 0.25)) | (
-            np.linalg.norm(step, axis=1) < tol * (tol + np.linalg.norm(x[idx], axis=1)))
+            row_norms(step) < tol * (tol + row_norms(x[idx])))
         alpha[idx] = np.where(done, alpha[idx], alpha[idx] * radius[idx] / new_radius)
         radius[idx] = np.where(done, radius[idx], new_radius)
         better = actual > 0
@@ -154,5 +154,5 @@ def _decompose(runs: Runs, x: np.ndarray, at: tuple[np.ndarray, np.ndarray], r: 
     uf = np.einsum("rnm,rn->rm", U[:, :r.shape[1]], r)
     rows = runs.mask.sum(axis=1) + m
     model.set(idx, ScaledModel(s, Vt, uf, d * g, d, np.maximum(0.995, 1.0 - g_norm), rows))
-    start_radius = np.linalg.norm(x / d, axis=1)
+    start_radius = row_norms(x / d)
     return g_norm < tol, np.where(start_radius > 0, start_radius, 1.0)

@@ -135,14 +135,20 @@ class Runs:
         """The runs at ``rows`` (sorted distinct indices, or a boolean mask)."""
         if rows.dtype != bool and rows.size == len(self):
             return self
-        return replace(self, columns=self.columns[:, rows], y=self.y[rows], weight=self.weight[rows],
-                       mask=self.mask[rows], delta=self.delta[rows], lower=self.lower[rows], upper=self.upper[rows])
+        taken = object.__new__(Runs)  # dataclasses.replace re-runs __init__: too slow in a fit's inner loop
+        taken.__dict__.update(self.__dict__, columns=self.columns[:, rows], y=self.y[rows], weight=self.weight[rows],
+                              mask=self.mask[rows], delta=self.delta[rows], lower=self.lower[rows],
+                              upper=self.upper[rows])
+        return taken
 
     # ------------------------------------------------------------------ evaluation
     def _call(self, function, theta: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            out = function(_Columns(self.columns), theta.T[:, :, None])
-            return np.broadcast_to(np.asarray(out, dtype=self.y.dtype), self.y.shape)
+        """``function`` of the law at ``theta`` for every run, (R, N).  Floating-point warnings
+        are the caller's to silence (:func:`~lawsearch.fit.fitter.fit_law` does)."""
+        out = function(_Columns(self.columns), theta.T[:, :, None])
+        if type(out) is np.ndarray and out.shape == self.y.shape and out.dtype == self.y.dtype:
+            return out
+        return np.broadcast_to(np.asarray(out, dtype=self.y.dtype), self.y.shape)
 
     def predict(self, theta: np.ndarray) -> np.ndarray:
         """Predictions (R, N) at parameters ``theta`` (R, K)."""
@@ -158,7 +164,7 @@ class Runs:
             else:
                 r = (pred - self.y) * self.weight
             r = np.clip(np.where(np.isfinite(r), r, PENALTY), -PENALTY, PENALTY)
-        return np.where(self.mask, r, 0.0).astype(float)
+        return np.where(self.mask, r, 0.0).astype(float, copy=False)
 
     def gradient(self, theta: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The residuals' analytic Jacobian (R, N, K) (0 where not finite) and, per run, whether
@@ -171,7 +177,7 @@ class Runs:
             J = grad * factor[:, :, None]
         bad = ~np.isfinite(J) | ~np.isfinite(pred)[:, :, None] | ~self.mask[:, :, None]
         J[bad] = 0.0
-        return J.astype(float), finite
+        return J.astype(float, copy=False), finite
 
     # ------------------------------------------------------------------ variable projection
     def complete(self, theta_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

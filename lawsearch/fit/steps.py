@@ -12,11 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ScaledModel", "trust_region_step", "select_step", "strictly_feasible", "step_to_bound"]
+__all__ = ["ScaledModel", "trust_region_step", "select_step", "strictly_feasible", "step_to_bound", "row_norms"]
 
 _EPS = np.finfo(float).eps
 _SECULAR_STEPS = 10  # Newton iterations for the Levenberg-Marquardt parameter of a step
 _SECULAR_RTOL = 0.01  # ... each run's stops once its step's length is within 1% of the radius
+
+
+def row_norms(a: np.ndarray) -> np.ndarray:
+    """The Euclidean norm of each row: ``np.linalg.norm(a, axis=1)``'s arithmetic, without its checks."""
+    return np.sqrt(np.add.reduce(a * a, axis=1))
 
 
 @dataclass
@@ -70,7 +75,7 @@ def trust_region_step(model: ScaledModel, radius: np.ndarray, alpha: np.ndarray)
     with np.errstate(all="ignore"):
         full_rank = s[:, -1] > _EPS * model.rows * s[:, 0]
         newton = np.where(full_rank[:, None], -uf / np.where(s > 0, s, 1.0), 0.0)
-        fits = full_rank & (np.linalg.norm(newton, axis=1) <= radius)
+        fits = full_rank & (row_norms(newton) <= radius)
         p = np.einsum("rji,rj->ri", model.Vt, newton)
         alpha = np.where(fits, 0.0, alpha)
         damped = np.flatnonzero(~fits)
@@ -88,10 +93,10 @@ def _damped(model: ScaledModel, radius: np.ndarray, alpha: np.ndarray,
 
     def phi(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         denom = s * s + a[:, None]
-        norm = np.linalg.norm(suf / denom, axis=1)
+        norm = row_norms(suf / denom)
         return norm - radius, -np.sum(suf * suf / denom ** 3, axis=1) / np.maximum(norm, 1e-300)
 
-    high = np.linalg.norm(suf, axis=1) / radius
+    high = row_norms(suf) / radius
     value, slope = phi(np.zeros(len(s)))
     low = np.where(full_rank, -value / np.where(slope != 0, slope, -1.0), 0.0)
     alpha = np.where(~full_rank & (alpha == 0), np.maximum(1e-3 * high, np.sqrt(np.maximum(low, 0.0) * high)), alpha)
@@ -108,7 +113,7 @@ def _damped(model: ScaledModel, radius: np.ndarray, alpha: np.ndarray,
         if not going.any():
             break
     p = np.einsum("rji,rj->ri", model.Vt, -suf / (s * s + alpha[:, None]))
-    return p * (radius / np.linalg.norm(p, axis=1))[:, None], alpha
+    return p * (radius / row_norms(p))[:, None], alpha
 
 
 def step_to_bound(x: np.ndarray, step: np.ndarray, lower: np.ndarray,
@@ -189,7 +194,7 @@ def select_step(x: np.ndarray, p_h: np.ndarray, model: ScaledModel, radius: np.n
     p_value = model.quadratic(p_h)
     ag_h = -model.g_h
     with np.errstate(all="ignore"):
-        to_region = radius / np.linalg.norm(ag_h, axis=1)
+        to_region = radius / row_norms(ag_h)
     to_bound = step_to_bound(x, d * ag_h, lower, upper)[0]
     a, b, _ = model.along(ag_h)
     t, ag_value = _minimum_1d(a, b, np.zeros_like(a), np.where(to_bound < to_region, theta * to_bound, to_region),

@@ -38,7 +38,7 @@ def has_gradient(law: Law) -> bool:
     """Whether the law's analytic Jacobian compiles (it does not for abs/min/max)."""
     if law not in _HAS_GRADIENT:
         try:
-            law.gradient(np.ones((1, len(law.inputs))), np.ones(law.n_parameters))
+            law.gradient_together()
             _HAS_GRADIENT[law] = True
         except FormulaError:
             _HAS_GRADIENT[law] = False
@@ -145,7 +145,13 @@ class Runs:
     def _call(self, function, theta: np.ndarray) -> np.ndarray:
         """``function`` of the law at ``theta`` for every run, (R, N).  Floating-point warnings
         are the caller's to silence (:func:`~lawsearch.fit.fitter.fit_law` does)."""
-        out = function(_Columns(self.columns), theta.T[:, :, None])
+        return self._shaped(function(_Columns(self.columns), theta.T[:, :, None]))
+
+    def _call_together(self, function, theta: np.ndarray) -> list[np.ndarray]:
+        """Like :meth:`_call` for a function of several values (:func:`~lawsearch.formula.compile.compile_together`)."""
+        return [self._shaped(out) for out in function(_Columns(self.columns), theta.T[:, :, None])]
+
+    def _shaped(self, out) -> np.ndarray:
         if type(out) is np.ndarray and out.shape == self.y.shape and out.dtype == self.y.dtype:
             return out
         return np.broadcast_to(np.asarray(out, dtype=self.y.dtype), self.y.shape)
@@ -169,7 +175,7 @@ class Runs:
     def gradient(self, theta: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The residuals' analytic Jacobian (R, N, K) (0 where not finite) and, per run, whether
         the law's gradient was finite on all its rows."""
-        columns = [self._call(g, theta) for g in self.law.gradient_functions()]
+        columns = self._call_together(self.law.gradient_together(), theta)
         grad = np.stack(columns, axis=-1) if columns else np.zeros((*self.y.shape, 0))
         finite = np.all(np.isfinite(grad) | ~self.mask[:, :, None], axis=(1, 2))
         with np.errstate(all="ignore"):
@@ -187,8 +193,8 @@ class Runs:
         theta[:, self.non] = theta_n
         if self.lin.size == 0:
             return theta, self.predict(theta)
-        D = np.stack([self._call(c, theta) for c in self.split.columns], axis=-1)
-        base = self._call(self.split.offset, theta)
+        base, *columns = self._call_together(self.split.together, theta)
+        D = np.stack(columns, axis=-1)
         coef = self._solve(D, base)
         theta[:, self.lin] = coef
         with np.errstate(all="ignore"):

@@ -48,6 +48,9 @@ class ScaledModel:
             getattr(self, name)[idx] = getattr(other, name)
 
     def take(self, idx: np.ndarray) -> ScaledModel:
+        """The models of runs ``idx`` (sorted distinct indices): this one itself if that is all."""
+        if idx.size == len(self.s):
+            return self
         return ScaledModel(*(getattr(self, name)[idx] for name in ("s", "Vt", "uf", "g_h", "d", "theta", "rows")))
 
     def quadratic(self, p_h: np.ndarray) -> np.ndarray:

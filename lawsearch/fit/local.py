@@ -62,6 +62,13 @@ def local_fits(runs: Runs, x0: np.ndarray, projected: bool, max_nfev: int, tol: 
                             tol, None if f_scale is None else f_scale[k:k + size], out_of_time)
                  for k in range(0, len(runs), size)]
         return LocalResult(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("x", "cost", "ran_out")))
+    with np.errstate(all="ignore"):  # for every step below: non-finite values are handled where they arise
+        return _local_fits(runs, x0, projected, max_nfev, tol, f_scale, out_of_time)
+
+
+def _local_fits(runs: Runs, x0: np.ndarray, projected: bool, max_nfev: int, tol: float,
+                f_scale: np.ndarray | None, out_of_time: Callable[[], bool]) -> LocalResult:
+    """:func:`local_fits` of at most one chunk of runs."""
     lower, upper = runs._bounds_of(projected)
     x = strictly_feasible(np.clip(x0, lower, upper), lower, upper, _START_STEP)
     if out_of_time():
@@ -117,9 +124,8 @@ def _updated_radius(radius: np.ndarray, actual: np.ndarray, predicted: np.ndarra
     """The trust radius after a step and the step's ratio of actual to predicted reduction
     (scipy's ``update_tr_radius``): a quarter of the step after a poor prediction, twice the
     radius after a good one that reached it."""
-    with np.errstate(all="ignore"):
-        ratio = np.where(predicted > 0, actual / np.where(predicted > 0, predicted, 1.0),
-                         np.where((predicted == 0) & (actual == 0), 1.0, 0.0))
+    ratio = np.where(predicted > 0, actual / np.where(predicted > 0, predicted, 1.0),
+                     np.where((predicted == 0) & (actual == 0), 1.0, 0.0))
     radius = np.where(ratio < 0.25, 0.25 * step_norm,
                       np.where((ratio > 0.75) & (step_norm > 0.95 * radius), 2.0 * radius, radius))
     return radius, ratio

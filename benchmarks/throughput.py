@@ -36,7 +36,6 @@ from lawsearch.proposers.base import ScoredLaw, SearchContext
 from lawsearch.proposers.library import LibraryProposer
 from lawsearch.proposers.mutate import MutationProposer
 from lawsearch.search.engine import Discovery
-from lawsearch.search.scoring import evaluate_batch
 from lawsearch.search.executors import make_executor
 from lawsearch.search.settings import SearchSettings
 from lawsearch.task import load_task
@@ -61,6 +60,10 @@ def laws_to_score(task, n: int) -> list[str]:
 
 def score(task_name: str, formulas: list[str], workers: int) -> dict:
     """Score ``formulas`` with the search's payload through ``workers`` processes: seconds and records."""
+    try:
+        from lawsearch.search.scoring import evaluate_batch
+    except ModuleNotFoundError:  # code before search/evaluation.py became search/scoring.py (for --compare)
+        from lawsearch.search.evaluation import evaluate_batch
     task = load_task(REPO / "tasks" / f"{task_name}.yaml")
     with tempfile.TemporaryDirectory() as scratch:
         payload = Discovery(task, SearchSettings(proposers=("library",)), Path(scratch) / "run").payload

@@ -10,7 +10,8 @@ the code of git ref REF (exported into a temporary folder with ``git archive``) 
 checkout, in turns (``--rounds``), so the machine's load hits both alike.  It prints laws/s of
 each and their ratio, how many laws' validation errors are within 1% of the old ones or
 better (and the worst cases), and each scoring process's peak memory (its max RSS: the
-worker, with one worker).  Then the median time of a default (thorough) fit of Chinchilla's
+worker, with one worker).  With one worker it also gives laws per CPU second of the scoring
+process, which other load on a shared machine disturbs far less than wall time.  Then the median time of a default (thorough) fit of Chinchilla's
 law on 150 rows (target: under 0.2 s) and the time per proposal of the mutation proposer
 (target: under 0.1 s).  Not a test: measurements to report.
 """
@@ -35,7 +36,6 @@ from lawsearch.proposers.base import ScoredLaw, SearchContext
 from lawsearch.proposers.library import LibraryProposer
 from lawsearch.proposers.mutate import MutationProposer
 from lawsearch.search.engine import Discovery
-from lawsearch.search.scoring import evaluate_batch
 from lawsearch.search.executors import make_executor
 from lawsearch.search.settings import SearchSettings
 from lawsearch.task import load_task
@@ -60,18 +60,23 @@ def laws_to_score(task, n: int) -> list[str]:
 
 def score(task_name: str, formulas: list[str], workers: int) -> dict:
     """Score ``formulas`` with the search's payload through ``workers`` processes: seconds and records."""
+    try:
+        from lawsearch.search.scoring import evaluate_batch
+    except ModuleNotFoundError:  # code before search/evaluation.py became search/scoring.py (for --compare)
+        from lawsearch.search.evaluation import evaluate_batch
     task = load_task(REPO / "tasks" / f"{task_name}.yaml")
     with tempfile.TemporaryDirectory() as scratch:
         payload = Discovery(task, SearchSettings(proposers=("library",)), Path(scratch) / "run").payload
     batches = [formulas[i:i + 4] for i in range(0, len(formulas), 4)]
     executor = make_executor(workers)
     list(executor.map(evaluate_batch, [batches[0]] * workers, [payload] * workers))  # warm up the pool
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     futures = [executor.submit(evaluate_batch, batch, payload) for batch in batches]
     results = [r for f in futures for r in f.result()]
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     executor.shutdown()
-    return {"seconds": elapsed, "records": [{k: r.get(k) for k in ("status", "val_error")} for r in results],
+    return {"seconds": elapsed, "cpu_seconds": cpu if workers == 1 else None,
+            "records": [{k: r.get(k) for k in ("status", "val_error")} for r in results],
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -138,17 +143,22 @@ def main() -> None:
 
 def report(task: str, n: int, workers: int, runs: dict[str, list[dict]]) -> None:
     """One line per version (laws/s, fitted, peak memory), the ratio and the quality comparison."""
-    rates = {}
+    rates, cpu_rates = {}, {}
     for name, scored in runs.items():
         seconds = sum(s["seconds"] for s in scored)
         rates[name] = n * len(scored) / seconds
         ok = sum(r["status"] == "ok" for r in scored[0]["records"])
         memory = max(s["max_rss_mb"] for s in scored)
+        cpu = ""
+        if all(s.get("cpu_seconds") for s in scored):
+            cpu_rates[name] = n * len(scored) / sum(s["cpu_seconds"] for s in scored)
+            cpu = f" ({cpu_rates[name]:.2f} laws per CPU second)"
         print(f"{task} workers={workers} {name}: {n} laws ({ok} fitted) x {len(scored)} in {seconds:.1f}s = "
-              f"{rates[name]:.2f} laws/s; peak RSS {memory:.0f} MB")
+              f"{rates[name]:.2f} laws/s{cpu}; peak RSS {memory:.0f} MB")
     if len(runs) == 2:
         (old_name, old), (_, new) = runs.items()
-        print(f"{task} workers={workers} ratio new/old: {rates['new'] / rates[old_name]:.2f}")
+        by_cpu = f"; per CPU second: {cpu_rates['new'] / cpu_rates[old_name]:.2f}" if len(cpu_rates) == 2 else ""
+        print(f"{task} workers={workers} ratio new/old: {rates['new'] / rates[old_name]:.2f}{by_cpu}")
         share, better, worse = compare(old[0]["records"], new[0]["records"])
         print(f"{task}: {100 * share:.1f}% of laws within {100 * WITHIN:g}% of the old validation error or better "
               f"({better} better by more, {len(worse)} worse)")

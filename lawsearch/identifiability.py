@@ -65,7 +65,7 @@ def jacobian_rank(law: Law, X: np.ndarray, theta: np.ndarray) -> tuple[int, np.n
     J = _unit_jacobian(law, X, theta)
     if J is None:
         return None
-    _, s, vt = np.linalg.svd(J, full_matrices=True)
+    _, s, vt = np.linalg.svd(J, full_matrices=J.shape[0] < J.shape[1])  # vt is square either way
     rank = int(np.sum(s > RANK_TOLERANCE * max(s[0], 1e-300))) if s.size else 0
     return rank, vt[rank:].T
 

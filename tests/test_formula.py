@@ -135,6 +135,35 @@ def test_linear_split_finds_jointly_linear_parameters():
     assert len(Law.parse("a*b*x + c", ["x"]).linear_split().linear) == 2
 
 
+def test_gradient_together_computes_each_shared_subexpression_once_with_the_same_values(monkeypatch):
+    law = Law.parse(CHINCHILLA, INPUTS)
+    X = np.array([[1e8, 1e10], [1e9, 1e11], [3e7, 2e12]])
+    theta = np.array([1.69, 406.4, 0.34, 410.7, 0.28])
+    separate = [np.broadcast_to(g(X, theta), (3,)) for g in law.gradient_functions()]
+    calls = []
+    power = np.power
+    monkeypatch.setattr(np, "power", lambda *a: calls.append(1) or power(*a))
+    together = law.gradient_together()(X, theta)
+    # params**-alpha and tokens**-beta each appear in two derivatives (d/dA and d/dalpha, ...)
+    assert len(calls) == 2
+    assert all(np.array_equal(np.broadcast_to(a, (3,)), b) for a, b in zip(together, separate))
+    calls.clear()
+    [g(X, theta) for g in law.gradient_functions()]
+    assert len(calls) == 4
+
+
+def test_a_law_is_differentiated_once_whatever_the_order_of_its_parameters(monkeypatch):
+    law = Law.parse("B/x**b + E", ["x"])
+    assert law.in_text_order() is not law  # its text prints E first
+    diff = sympy.diff
+    calls = []
+    monkeypatch.setattr(sympy, "diff", lambda *a: calls.append(a[1]) or diff(*a))
+    law.gradient(np.ones((2, 1)), np.ones(3))
+    law.in_text_order().gradient_together()
+    law.in_text_order().linear_split()
+    assert sorted(map(str, calls)) == ["B", "E", "b"]
+
+
 def test_roles_of_parameters_and_domain_variables():
     law = Law.parse("E + A*exp(-b*x) + C*log(z) + w**2", ["x", "z", "w"])
     assert law.exponent_parameters() == ("b",)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .runs import CHUNK_VALUES, Runs
-from .steps import ScaledModel, select_step, strictly_feasible, trust_region_step
+from .steps import ScaledModel, row_norms, select_step, strictly_feasible, trust_region_step
 
 __all__ = ["LocalResult", "local_fits", "robust_cost"]
 
@@ -62,6 +62,13 @@ def local_fits(runs: Runs, x0: np.ndarray, projected: bool, max_nfev: int, tol: 
                             tol, None if f_scale is None else f_scale[k:k + size], out_of_time)
                  for k in range(0, len(runs), size)]
         return LocalResult(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("x", "cost", "ran_out")))
+    with np.errstate(all="ignore"):  # for every step below: non-finite values are handled where they arise
+        return _local_fits(runs, x0, projected, max_nfev, tol, f_scale, out_of_time)
+
+
+def _local_fits(runs: Runs, x0: np.ndarray, projected: bool, max_nfev: int, tol: float,
+                f_scale: np.ndarray | None, out_of_time: Callable[[], bool]) -> LocalResult:
+    """:func:`local_fits` of at most one chunk of runs."""
     lower, upper = runs._bounds_of(projected)
     x = strictly_feasible(np.clip(x0, lower, upper), lower, upper, _START_STEP)
     if out_of_time():
@@ -97,9 +104,9 @@ def local_fits(runs: Runs, x0: np.ndarray, projected: bool, max_nfev: int, tol: 
         cost_trial = robust_cost(r_trial, None if f_scale is None else f_scale[idx])
         nfev[idx] += 1
         actual = cost[idx] - cost_trial
-        new_radius, ratio = _updated_radius(radius[idx], actual, predicted, np.linalg.norm(step_h, axis=1))
+        new_radius, ratio = _updated_radius(radius[idx], actual, predicted, row_norms(step_h))
         done = ((actual < tol * cost[idx]) & (ratio > 0.25)) | (
-            np.linalg.norm(step, axis=1) < tol * (tol + np.linalg.norm(x[idx], axis=1)))
+            row_norms(step) < tol * (tol + row_norms(x[idx])))
         alpha[idx] = np.where(done, alpha[idx], alpha[idx] * radius[idx] / new_radius)
         radius[idx] = np.where(done, radius[idx], new_radius)
         better = actual > 0
@@ -117,9 +124,8 @@ def _updated_radius(radius: np.ndarray, actual: np.ndarray, predicted: np.ndarra
     """The trust radius after a step and the step's ratio of actual to predicted reduction
     (scipy's ``update_tr_radius``): a quarter of the step after a poor prediction, twice the
     radius after a good one that reached it."""
-    with np.errstate(all="ignore"):
-        ratio = np.where(predicted > 0, actual / np.where(predicted > 0, predicted, 1.0),
-                         np.where((predicted == 0) & (actual == 0), 1.0, 0.0))
+    ratio = np.where(predicted > 0, actual / np.where(predicted > 0, predicted, 1.0),
+                     np.where((predicted == 0) & (actual == 0), 1.0, 0.0))
     radius = np.where(ratio < 0.25, 0.25 * step_norm,
                       np.where((ratio > 0.75) & (step_norm > 0.95 * radius), 2.0 * radius, radius))
     return radius, ratio
@@ -154,5 +160,5 @@ def _decompose(runs: Runs, x: np.ndarray, at: tuple[np.ndarray, np.ndarray], r: 
     uf = np.einsum("rnm,rn->rm", U[:, :r.shape[1]], r)
     rows = runs.mask.sum(axis=1) + m
     model.set(idx, ScaledModel(s, Vt, uf, d * g, d, np.maximum(0.995, 1.0 - g_norm), rows))
-    start_radius = np.linalg.norm(x / d, axis=1)
+    start_radius = row_norms(x / d)
     return g_norm < tol, np.where(start_radius > 0, start_radius, 1.0)

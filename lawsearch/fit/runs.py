@@ -11,6 +11,10 @@ Residuals, as in every fit: under a ``*_log`` loss ``log(pred) - log(y)`` (predi
 ``LOG_FLOOR * y`` continue the logarithm linearly), else ``(pred - y) / spread(y)``; non-finite
 ones become :data:`PENALTY`.  Linear parameters are solved by weighted least squares
 (variable projection) per run, and the projected Jacobian is Kaufman's.
+
+Floating-point warnings (overflow, log of a negative) are expected here and are the caller's to
+silence, once per fit rather than per evaluation: :func:`~lawsearch.fit.fitter.fit_law` and
+:func:`~lawsearch.fit.local.local_fits` do.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def has_gradient(law: Law) -> bool:
     """Whether the law's analytic Jacobian compiles (it does not for abs/min/max)."""
     if law not in _HAS_GRADIENT:
         try:
-            law.gradient(np.ones((1, len(law.inputs))), np.ones(law.n_parameters))
+            law.gradient_together()
             _HAS_GRADIENT[law] = True
         except FormulaError:
             _HAS_GRADIENT[law] = False
@@ -135,14 +139,25 @@ class Runs:
         """The runs at ``rows`` (sorted distinct indices, or a boolean mask)."""
         if rows.dtype != bool and rows.size == len(self):
             return self
-        return replace(self, columns=self.columns[:, rows], y=self.y[rows], weight=self.weight[rows],
-                       mask=self.mask[rows], delta=self.delta[rows], lower=self.lower[rows], upper=self.upper[rows])
+        taken = object.__new__(Runs)  # dataclasses.replace re-runs __init__: too slow in a fit's inner loop
+        taken.__dict__.update(self.__dict__, columns=self.columns[:, rows], y=self.y[rows], weight=self.weight[rows],
+                              mask=self.mask[rows], delta=self.delta[rows], lower=self.lower[rows],
+                              upper=self.upper[rows])
+        return taken
 
     # ------------------------------------------------------------------ evaluation
     def _call(self, function, theta: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            out = function(_Columns(self.columns), theta.T[:, :, None])
-            return np.broadcast_to(np.asarray(out, dtype=self.y.dtype), self.y.shape)
+        """``function`` of the law at ``theta`` for every run, (R, N)."""
+        return self._shaped(function(_Columns(self.columns), theta.T[:, :, None]))
+
+    def _call_together(self, function, theta: np.ndarray) -> list[np.ndarray]:
+        """Like :meth:`_call` for a function of several values (:func:`~lawsearch.formula.compile.compile_together`)."""
+        return [self._shaped(out) for out in function(_Columns(self.columns), theta.T[:, :, None])]
+
+    def _shaped(self, out) -> np.ndarray:
+        if type(out) is np.ndarray and out.shape == self.y.shape and out.dtype == self.y.dtype:
+            return out
+        return np.broadcast_to(np.asarray(out, dtype=self.y.dtype), self.y.shape)
 
     def predict(self, theta: np.ndarray) -> np.ndarray:
         """Predictions (R, N) at parameters ``theta`` (R, K)."""
@@ -150,28 +165,26 @@ class Runs:
 
     def residuals(self, pred: np.ndarray) -> np.ndarray:
         """Residuals (R, N): finite, clipped to ±PENALTY, 0 on padded rows."""
-        with np.errstate(all="ignore"):
-            if self.log:
-                floor = LOG_FLOOR * self.y
-                below = np.minimum(pred - floor, 0.0) / floor
-                r = np.log(np.maximum(pred, floor)) - np.log(self.y) + below
-            else:
-                r = (pred - self.y) * self.weight
-            r = np.clip(np.where(np.isfinite(r), r, PENALTY), -PENALTY, PENALTY)
-        return np.where(self.mask, r, 0.0).astype(float)
+        if self.log:
+            floor = LOG_FLOOR * self.y
+            below = np.minimum(pred - floor, 0.0) / floor
+            r = np.log(np.maximum(pred, floor)) - np.log(self.y) + below
+        else:
+            r = (pred - self.y) * self.weight
+        r = np.clip(np.where(np.isfinite(r), r, PENALTY), -PENALTY, PENALTY)
+        return np.where(self.mask, r, 0.0).astype(float, copy=False)
 
     def gradient(self, theta: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The residuals' analytic Jacobian (R, N, K) (0 where not finite) and, per run, whether
         the law's gradient was finite on all its rows."""
-        columns = [self._call(g, theta) for g in self.law.gradient_functions()]
+        columns = self._call_together(self.law.gradient_together(), theta)
         grad = np.stack(columns, axis=-1) if columns else np.zeros((*self.y.shape, 0))
         finite = np.all(np.isfinite(grad) | ~self.mask[:, :, None], axis=(1, 2))
-        with np.errstate(all="ignore"):
-            factor = 1.0 / np.maximum(pred, LOG_FLOOR * self.y) if self.log else self.weight
-            J = grad * factor[:, :, None]
+        factor = 1.0 / np.maximum(pred, LOG_FLOOR * self.y) if self.log else self.weight
+        J = grad * factor[:, :, None]
         bad = ~np.isfinite(J) | ~np.isfinite(pred)[:, :, None] | ~self.mask[:, :, None]
         J[bad] = 0.0
-        return J.astype(float), finite
+        return J.astype(float, copy=False), finite
 
     # ------------------------------------------------------------------ variable projection
     def complete(self, theta_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,34 +194,32 @@ class Runs:
         theta[:, self.non] = theta_n
         if self.lin.size == 0:
             return theta, self.predict(theta)
-        D = np.stack([self._call(c, theta) for c in self.split.columns], axis=-1)
-        base = self._call(self.split.offset, theta)
+        base, *columns = self._call_together(self.split.together, theta)
+        D = np.stack(columns, axis=-1)
         coef = self._solve(D, base)
         theta[:, self.lin] = coef
-        with np.errstate(all="ignore"):
-            return theta, base + np.einsum("rnk,rk->rn", D, coef)
+        return theta, base + np.einsum("rnk,rk->rn", D, coef)
 
     def _solve(self, D: np.ndarray, base: np.ndarray) -> np.ndarray:
         """Weighted least squares for the linear parameters of every run (rows or columns that
         are not finite left out; columns normalized; singular values below RCOND cut)."""
-        with np.errstate(all="ignore"):
-            A = D * self.weight[:, :, None]
-            t = (self.y - base) * self.weight
-            rows = np.isfinite(t) & np.all(np.isfinite(A), axis=2)
-            A = np.where(rows[:, :, None], A, 0.0)
-            t = np.where(rows, t, 0.0)
-            norms = np.sqrt(np.einsum("rnk,rnk->rk", A, A))
-            good = np.isfinite(norms) & (norms > 0)
-            norms = np.where(good, norms, 1.0)
-            A = np.where(good[:, None, :], A / norms[:, None, :], 0.0)
-            try:
-                U, sv, Vt = np.linalg.svd(A, full_matrices=False)
-                keep = sv > RCOND * sv[:, :1]
-                inner = np.where(keep, np.einsum("rnk,rn->rk", U, t) / np.where(keep, sv, 1.0), 0.0)
-                coef = np.einsum("rkj,rk->rj", Vt, inner) / norms
-            except np.linalg.LinAlgError:
-                coef = np.zeros(norms.shape)
-            coef = np.where(good & np.isfinite(coef), coef, 0.0)
+        A = D * self.weight[:, :, None]
+        t = (self.y - base) * self.weight
+        rows = np.isfinite(t) & np.all(np.isfinite(A), axis=2)
+        A = np.where(rows[:, :, None], A, 0.0)
+        t = np.where(rows, t, 0.0)
+        norms = np.sqrt(np.einsum("rnk,rnk->rk", A, A))
+        good = np.isfinite(norms) & (norms > 0)
+        norms = np.where(good, norms, 1.0)
+        A = np.where(good[:, None, :], A / norms[:, None, :], 0.0)
+        try:
+            U, sv, Vt = np.linalg.svd(A, full_matrices=False)
+            keep = sv > RCOND * sv[:, :1]
+            inner = np.where(keep, np.einsum("rnk,rn->rk", U, t) / np.where(keep, sv, 1.0), 0.0)
+            coef = np.einsum("rkj,rk->rj", Vt, inner) / norms
+        except np.linalg.LinAlgError:
+            coef = np.zeros(norms.shape)
+        coef = np.where(good & np.isfinite(coef), coef, 0.0)
         return np.clip(coef, self.lower[:, self.lin], self.upper[:, self.lin])
 
     # ------------------------------------------------------------------ what a local fit moves

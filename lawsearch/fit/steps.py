@@ -4,6 +4,7 @@ scipy's ``trf`` (``least_squares`` with bounds), vectorized over runs: the trust
 subproblem solved in the Coleman-Li scaled ("hat") variables from an SVD of the augmented
 Jacobian (:func:`trust_region_step`), then the step kept strictly inside the bounds
 (:func:`select_step`).  Each row of every array is one run; no run's step depends on another's.
+Floating-point warnings are the caller's to silence (:func:`~lawsearch.fit.local.local_fits` does).
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ScaledModel", "trust_region_step", "select_step", "strictly_feasible", "step_to_bound"]
+__all__ = ["ScaledModel", "trust_region_step", "select_step", "strictly_feasible", "step_to_bound", "row_norms"]
 
 _EPS = np.finfo(float).eps
 _SECULAR_STEPS = 10  # Newton iterations for the Levenberg-Marquardt parameter of a step
 _SECULAR_RTOL = 0.01  # ... each run's stops once its step's length is within 1% of the radius
+
+
+def row_norms(a: np.ndarray) -> np.ndarray:
+    """The Euclidean norm of each row: ``np.linalg.norm(a, axis=1)``'s arithmetic, without its checks."""
+    return np.sqrt(np.add.reduce(a * a, axis=1))
 
 
 @dataclass
@@ -43,6 +49,9 @@ class ScaledModel:
             getattr(self, name)[idx] = getattr(other, name)
 
     def take(self, idx: np.ndarray) -> ScaledModel:
+        """The models of runs ``idx`` (sorted distinct indices): this one itself if that is all."""
+        if idx.size == len(self.s):
+            return self
         return ScaledModel(*(getattr(self, name)[idx] for name in ("s", "Vt", "uf", "g_h", "d", "theta", "rows")))
 
     def quadratic(self, p_h: np.ndarray) -> np.ndarray:
@@ -67,15 +76,14 @@ def trust_region_step(model: ScaledModel, radius: np.ndarray, alpha: np.ndarray)
     (scipy's ``solve_lsq_trust_region``, from ``alpha``, the last one): the Gauss-Newton step where
     the Jacobian has full rank and the step fits, else the damped step of length ``radius``."""
     s, uf = model.s, model.uf
-    with np.errstate(all="ignore"):
-        full_rank = s[:, -1] > _EPS * model.rows * s[:, 0]
-        newton = np.where(full_rank[:, None], -uf / np.where(s > 0, s, 1.0), 0.0)
-        fits = full_rank & (np.linalg.norm(newton, axis=1) <= radius)
-        p = np.einsum("rji,rj->ri", model.Vt, newton)
-        alpha = np.where(fits, 0.0, alpha)
-        damped = np.flatnonzero(~fits)
-        if damped.size:
-            p[damped], alpha[damped] = _damped(model.take(damped), radius[damped], alpha[damped], full_rank[damped])
+    full_rank = s[:, -1] > _EPS * model.rows * s[:, 0]
+    newton = np.where(full_rank[:, None], -uf / np.where(s > 0, s, 1.0), 0.0)
+    fits = full_rank & (row_norms(newton) <= radius)
+    p = np.einsum("rji,rj->ri", model.Vt, newton)
+    alpha = np.where(fits, 0.0, alpha)
+    damped = np.flatnonzero(~fits)
+    if damped.size:
+        p[damped], alpha[damped] = _damped(model.take(damped), radius[damped], alpha[damped], full_rank[damped])
     return np.where(np.isfinite(p), p, 0.0), alpha
 
 
@@ -88,10 +96,10 @@ def _damped(model: ScaledModel, radius: np.ndarray, alpha: np.ndarray,
 
     def phi(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         denom = s * s + a[:, None]
-        norm = np.linalg.norm(suf / denom, axis=1)
+        norm = row_norms(suf / denom)
         return norm - radius, -np.sum(suf * suf / denom ** 3, axis=1) / np.maximum(norm, 1e-300)
 
-    high = np.linalg.norm(suf, axis=1) / radius
+    high = row_norms(suf) / radius
     value, slope = phi(np.zeros(len(s)))
     low = np.where(full_rank, -value / np.where(slope != 0, slope, -1.0), 0.0)
     alpha = np.where(~full_rank & (alpha == 0), np.maximum(1e-3 * high, np.sqrt(np.maximum(low, 0.0) * high)), alpha)
@@ -108,17 +116,16 @@ def _damped(model: ScaledModel, radius: np.ndarray, alpha: np.ndarray,
         if not going.any():
             break
     p = np.einsum("rji,rj->ri", model.Vt, -suf / (s * s + alpha[:, None]))
-    return p * (radius / np.linalg.norm(p, axis=1))[:, None], alpha
+    return p * (radius / row_norms(p))[:, None], alpha
 
 
 def step_to_bound(x: np.ndarray, step: np.ndarray, lower: np.ndarray,
                   upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per run, the multiple of ``step`` from ``x`` that first reaches a bound, and which
     parameters reach it then (the sign of their step; 0 for the others)."""
-    with np.errstate(all="ignore"):
-        moves = step != 0
-        each = np.where(moves, np.maximum((lower - x) / np.where(moves, step, 1.0),
-                                          (upper - x) / np.where(moves, step, 1.0)), np.inf)
+    moves = step != 0
+    each = np.where(moves, np.maximum((lower - x) / np.where(moves, step, 1.0),
+                                      (upper - x) / np.where(moves, step, 1.0)), np.inf)
     first = each.min(axis=1, initial=np.inf)
     return first, (each == first[:, None]) * np.sign(step)
 
@@ -145,11 +152,10 @@ def strictly_feasible(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, rstep
 def _minimum_1d(a: np.ndarray, b: np.ndarray, low: np.ndarray, high: np.ndarray,
                 c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Minimizer and minimum of a t^2 + b t + c over [low, high], per run (scipy's order of ties)."""
-    with np.errstate(all="ignore"):
-        extremum = -0.5 * b / np.where(a != 0, a, 1.0)
-        inside = (a != 0) & (low < extremum) & (extremum < high)
-        t = np.stack([low, high, np.where(inside, extremum, low)])
-        value = t * (a * t + b) + c
+    extremum = -0.5 * b / np.where(a != 0, a, 1.0)
+    inside = (a != 0) & (low < extremum) & (extremum < high)
+    t = np.stack([low, high, np.where(inside, extremum, low)])
+    value = t * (a * t + b) + c
     value = np.where(np.isnan(value), np.inf, value)
     k = np.argmin(value, axis=0)
     pick = np.arange(len(a))
@@ -172,24 +178,22 @@ def select_step(x: np.ndarray, p_h: np.ndarray, model: ScaledModel, radius: np.n
     p_stride, hits = step_to_bound(x, p, lower, upper)
     r_h = np.where(hits != 0, -p_h, p_h)
     p, p_h = p * p_stride[:, None], p_h * p_stride[:, None]
-    with np.errstate(all="ignore"):
-        a, b, c = np.einsum("ri,ri->r", r_h, r_h), np.einsum("ri,ri->r", p_h, r_h), np.einsum(
-            "ri,ri->r", p_h, p_h) - radius ** 2
-        root = np.sqrt(b * b - a * c)
-        q = -(b + np.copysign(root, b))
-        to_region = np.maximum(q / a, c / q)
-        to_bound = step_to_bound(x + p, d * r_h, lower, upper)[0]
-        stride = np.minimum(to_bound, to_region)
-        r_low = np.where(stride > 0, (1 - theta) * p_stride / stride, 0.0)
-        r_high = np.where(stride > 0, np.where(stride == to_bound, theta * to_bound, to_region), -1.0)
+    a, b, c = np.einsum("ri,ri->r", r_h, r_h), np.einsum("ri,ri->r", p_h, r_h), np.einsum(
+        "ri,ri->r", p_h, p_h) - radius ** 2
+    root = np.sqrt(b * b - a * c)
+    q = -(b + np.copysign(root, b))
+    to_region = np.maximum(q / a, c / q)
+    to_bound = step_to_bound(x + p, d * r_h, lower, upper)[0]
+    stride = np.minimum(to_bound, to_region)
+    r_low = np.where(stride > 0, (1 - theta) * p_stride / stride, 0.0)
+    r_high = np.where(stride > 0, np.where(stride == to_bound, theta * to_bound, to_region), -1.0)
     t, r_value = _minimum_1d(*model.along(r_h, p_h)[:2], r_low, r_high, model.along(r_h, p_h)[2])
     r_value = np.where(r_low <= r_high, r_value, np.inf)
     r_h = r_h * t[:, None] + p_h
     p_h = p_h * theta[:, None]
     p_value = model.quadratic(p_h)
     ag_h = -model.g_h
-    with np.errstate(all="ignore"):
-        to_region = radius / np.linalg.norm(ag_h, axis=1)
+    to_region = radius / row_norms(ag_h)
     to_bound = step_to_bound(x, d * ag_h, lower, upper)[0]
     a, b, _ = model.along(ag_h)
     t, ag_value = _minimum_1d(a, b, np.zeros_like(a), np.where(to_bound < to_region, theta * to_bound, to_region),

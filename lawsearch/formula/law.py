@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy
 
 from ..errors import FormulaError
-from .compile import LinearSplit, NumpyFunction, compile_expr
+from .compile import LinearSplit, NumpyFunction, compile_expr, compile_together
 from .grammar import ANY_NAME, CANONICAL_ROUNDS, MAX_DEPTH, MAX_NODES, MAX_TEXT, NAME, SELF
 from .parser import TreeBuilder, check_plain_name, names_in_text_order, strip_target
 from .printers import latex_name, print_text, sympy_source
@@ -188,8 +188,9 @@ class Law:
         """
         if "text_order" not in self._cache:
             order = names_in_text_order(self.text, set(self.parameters))
-            self._cache["text_order"] = self if order == self.parameters else \
-                Law(self.expr, self.inputs, order, self.pairs)
+            reordered = self if order == self.parameters else Law(self.expr, self.inputs, order, self.pairs)
+            reordered._cache["derivative"] = self._cache.setdefault("derivative", {})  # the same expression
+            self._cache["text_order"] = reordered
         return self._cache["text_order"]
 
     def __reduce__(self) -> tuple:
@@ -235,14 +236,28 @@ class Law:
             out = np.asarray(self.function(X, theta), dtype=float)
         return np.broadcast_to(out, (X.shape[0],)).copy()
 
+    def derivative(self, name: str) -> sympy.Expr:
+        """``df/d name``, differentiated once per expression (laws that only order their parameters
+        differently, :meth:`in_text_order`, share these): sympy's ``diff`` is slow."""
+        found = self._cache.setdefault("derivative", {})
+        if name not in found:
+            found[name] = sympy.diff(self.expr, self.symbol(name))
+        return found[name]
+
     def gradient_functions(self) -> list[NumpyFunction]:
         """``df/dp(X, theta)`` for each parameter p, in order (compiled once)."""
         if "gradient" not in self._cache:
             index = self._index()
-            self._cache["gradient"] = [
-                compile_expr(sympy.diff(self.expr, self.symbol(p)), index) for p in self.parameters
-            ]
+            self._cache["gradient"] = [compile_expr(self.derivative(p), index) for p in self.parameters]
         return self._cache["gradient"]
+
+    def gradient_together(self) -> Callable[[np.ndarray, np.ndarray], list]:
+        """``[df/dp(X, theta) for each parameter p]`` in one call, each shared subexpression
+        computed once (:func:`~lawsearch.formula.compile.compile_together`; compiled once)."""
+        if "gradient_together" not in self._cache:
+            self._cache["gradient_together"] = compile_together([self.derivative(p) for p in self.parameters],
+                                                                self._index())
+        return self._cache["gradient_together"]
 
     def gradient(self, X: np.ndarray, theta: Sequence[float] | np.ndarray) -> np.ndarray:
         """Jacobian (n, n_parameters) of the predictions with respect to the parameters."""
@@ -261,19 +276,20 @@ class Law:
         symbols = [self.symbol(p) for p in self.parameters]
         linear: list[int] = []
         for j, p in enumerate(symbols):
-            d = sympy.diff(self.expr, p)
+            d = self.derivative(self.parameters[j])
             if d == 0 or d.has(p):
                 continue
             if any(d.has(symbols[k]) for k in linear):
                 continue
-            if any(sympy.diff(self.expr, symbols[k]).has(p) for k in linear):
+            if any(self.derivative(self.parameters[k]).has(p) for k in linear):
                 continue
             linear.append(j)
         index = self._index()
         zero = {symbols[k]: 0 for k in linear}
-        offset = compile_expr(self.expr.xreplace(zero), index)
-        columns = tuple(compile_expr(sympy.diff(self.expr, symbols[k]), index) for k in linear)
-        split = LinearSplit(linear=tuple(linear), offset=offset, columns=columns)
+        parts = [self.expr.xreplace(zero), *(self.derivative(self.parameters[k]) for k in linear)]
+        offset, *columns = (compile_expr(part, index) for part in parts)
+        split = LinearSplit(linear=tuple(linear), offset=offset, columns=tuple(columns),
+                            together=compile_together(parts, index))
         self._cache["linear"] = split
         return split
 

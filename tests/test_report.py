@@ -44,7 +44,8 @@ human_laws:
   - {name: power law, formula: "A/params**alpha"}
 """
 TINY = SearchSettings(proposers=("library", "mutate"), generations=2, proposals_per_generation=8,
-                      initial_library=12, islands=1, population_size=4, search_starts=8, search_local=1)
+                      initial_library=12, islands=1, population_size=4, search_starts=8, search_local=1,
+                      bootstrap=0)  # the fixture computes the intervals itself (8 resamples)
 
 
 @pytest.fixture(scope="module")

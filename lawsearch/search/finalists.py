@@ -140,13 +140,13 @@ class Finalists:
             chosen, self.selection = by_folds
             self.selection["folds"] = [{"fit_rows": len(fit), "held_out_rows": len(held)} for fit, held in self.folds]
             return chosen
+        front, tolerance = self.state.archive.front(), self.settings.selection_tolerance
         if self.settings.winner_rule == "consensus":  # lawsearch/search/consensus.py
-            by_consensus = consensus_winner(self.state.archive.front(), self.task, self.validation,
-                                            tolerance=self.settings.selection_tolerance, seed=self.settings.seed)
+            by_consensus = consensus_winner(front, self.task, self.validation, tolerance=tolerance,
+                                            seed=self.settings.seed)
             if by_consensus is not None:
                 chosen, self.selection = by_consensus
                 return chosen
-        front, tolerance = self.state.archive.front(), self.settings.selection_tolerance
         if self.settings.winner_rule == "anchored":  # lawsearch/search/anchor.py
             human = self.seeded_human_laws()
             self.selection = {"rule": "human-anchored one-standard-error: simplest Pareto law with validation NMSE "

@@ -435,13 +435,13 @@ def test_the_seeded_human_laws_are_fitted_before_the_library_forms(chinchilla_ta
     are submitted first (and in a pool of one worker, fitted first)."""
     search = Discovery(chinchilla_task, SearchSettings(seed=0, proposers=("library",), **FAST), tmp_path / "run")
     submitted: list[str] = []
-    run_jobs = search._run_jobs
+    submit = search._submit
 
-    def recording(jobs, step=None):
+    def recording(jobs):
         submitted.extend(formula for formulas, *_ in jobs for formula in formulas)
-        return run_jobs(jobs, step)
+        return submit(jobs)
 
-    search._run_jobs = recording
+    search._submit = recording
     try:
         search.run_generation()
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -164,19 +165,11 @@ class Law:
         can reorder sympy's sorted arguments, the printed order is then settled by renaming
         in text order (a few rounds).  The key is the printed text, which, unlike sympy's
         tree order (the arguments of ``Min``), does not depend on Python's hash seed.
+        The keys of the process's recent laws are kept (:func:`canonical_text`): a proposal is
+        parsed again by the search after its proposer checked it.
         """
         if "canonical" not in self._cache:
-            symbols = [self.symbol(n) for n in self.parameters]
-            order = structural_order(self.expr, set(symbols))
-            expr = self.expr.xreplace({s: self.symbol(f"_p{i}") for i, s in enumerate(order)})
-            text, names = print_text(expr), {f"_p{i}" for i in range(len(order))}
-            for _ in range(CANONICAL_ROUNDS):
-                ranked = names_in_text_order(text, names)
-                renamed = expr.xreplace({self.symbol(n): self.symbol(f"_p{i}") for i, n in enumerate(ranked)})
-                if renamed == expr:
-                    break
-                expr, text = renamed, print_text(renamed)
-            self._cache["canonical"] = text
+            self._cache["canonical"] = canonical_text(self.expr, frozenset(self.parameters))
         return self._cache["canonical"]
 
     def in_text_order(self) -> Law:
@@ -384,3 +377,22 @@ class Law:
             f'    """{self.text}"""\n'
             f"    return {body}\n"
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def canonical_text(expr: sympy.Expr, parameters: frozenset[str]) -> str:
+    """The canonical key of :attr:`Law.canonical` for ``expr`` with these parameter names."""
+    def symbol(name: str) -> sympy.Symbol:
+        return sympy.Symbol(name, real=True)
+
+    symbols = [symbol(n) for n in sorted(parameters)]
+    order = structural_order(expr, set(symbols))
+    expr = expr.xreplace({s: symbol(f"_p{i}") for i, s in enumerate(order)})
+    text, names = print_text(expr), {f"_p{i}" for i in range(len(order))}
+    for _ in range(CANONICAL_ROUNDS):
+        ranked = names_in_text_order(text, names)
+        renamed = expr.xreplace({symbol(n): symbol(f"_p{i}") for i, n in enumerate(ranked)})
+        if renamed == expr:
+            break
+        expr, text = renamed, print_text(renamed)
+    return text

@@ -20,7 +20,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,12 +37,13 @@ from .archive import Candidate
 from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at, with_deadline
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
 from .scoring import EvalPayload, ParentFit, evaluate_batch
-from .executors import WorkerCrash, make_executor
+from .executors import SerialExecutor, WorkerCrash, make_executor
 from .folds import extrapolation_folds
 from .finalists import Finalists
 from .population import Population, new_stats
 from .result import DiscoveryResult, default_run_dir
 from .rundir import claim_run_dir
+from .intake import Intake
 from .scheduling import HUMAN_SEED, ProposalScheduling
 from .settings import SearchSettings
 
@@ -224,45 +225,33 @@ class Discovery(ProposalScheduling, Population, Finalists):
 
     # ------------------------------------------------------------------ one generation
     def run_generation(self) -> None:
-        """Propose, deduplicate, evaluate, select, migrate, record, checkpoint."""
+        """Propose, deduplicate, evaluate, select, migrate, record, checkpoint.
+
+        The slow proposers (:data:`~.scheduling.OVERLAPPED`: an SR engine's run, an LLM's answers)
+        are asked while the other proposals' laws are fitted, when the executor fits elsewhere than
+        in this process; the proposals, their records and every fit are the same either way."""
         state = self.state
         g = state.generation
         self._tried = True
         self._events: list[dict[str, Any]] = []
-        proposals = self._collect()
-        records: list[dict[str, Any]] = list(self._events)
-        pending: dict[str, tuple[str, int, Proposal]] = {}  # key -> (formula, island, first proposal)
-        pairs: list[tuple[Proposal, dict[str, Any]]] = []
-        for proposal, island in proposals:
-            record = {"generation": g, "formula": proposal.formula, "source": proposal.source,
-                      "parents": list(proposal.parents), "note": proposal.note}
-            pairs.append((proposal, record))
-            if proposal.meta:
-                record["meta"] = proposal.meta
-            records.append(record)
-            try:
-                law = self.task.parse_law(proposal.formula)
-            except LawsearchError as exc:
-                record.update(status="parse_error", reason=str(exc))
-                continue
-            record["formula"] = law.text
-            key = law.canonical
-            if key in state.archive or key in pending:
-                known = state.archive.candidates.get(key)
-                record.update(status="duplicate", val_error=known.val_error if known and known.ok else None)
-                continue
-            pending[key] = (law.text, island, proposal)
-            record.update(status="pending", key=key)
-        thorough = [key for key, (_, _, p) in pending.items() if p.note.startswith(HUMAN_SEED)]
-        cheap = [key for key in pending if key not in thorough]
+        intake = Intake(g, self.task, state.archive)
+        overlap = not isinstance(self.get_executor(), SerialExecutor)
+        intake.add(self._collect(overlapped=False if overlap else None))
+        thorough = [key for key, (_, _, p) in intake.pending.items() if p.note.startswith(HUMAN_SEED)]
         deadline = self._fit_deadline()
         payload = dataclasses.replace(self.payload, fit_options=with_deadline(self.payload.fit_options, deadline))
         # the seeded human laws first: a time limit that cuts the generation short never cuts them
-        outcome = dict(zip(thorough, self._run_jobs([([pending[k][0]], self._thorough_payload(pending[k][0],
-                                                                                              deadline=deadline))
-                                                     for k in thorough])))
-        outcome.update(zip(cheap, self._evaluate([pending[k][0] for k in cheap], payload,
-                                                 [self._parent_fit(pending[k][2]) for k in cheap])))
+        jobs = [([intake.pending[k][0]], self._thorough_payload(intake.pending[k][0], deadline=deadline))
+                for k in thorough]
+        cheap = [key for key in intake.pending if key not in thorough]
+        futures = self._submit(jobs) + self._submit(self._batches(intake, cheap, payload))
+        if overlap:
+            intake.add(self._collect(overlapped=True))
+            later = [key for key in intake.pending if key not in thorough and key not in cheap]
+            futures += self._submit(self._batches(intake, later, payload))
+            cheap += later
+        outcome = dict(zip(thorough + cheap, self._gather(futures)))
+        records, pending, pairs = list(self._events) + intake.records, intake.pending, intake.pairs
         self._fit_first_law({k: pending[k][0] for k in cheap}, outcome)
         best_before = self.best_error()
         for record in records:
@@ -318,10 +307,20 @@ class Discovery(ProposalScheduling, Population, Finalists):
 
     def _evaluate(self, formulas: list[str], payload: EvalPayload | None = None,
                   parents: list[ParentFit | None] | None = None, batch_size: int | None = None) -> list[dict[str, Any]]:
+        return self._run_jobs(self._jobs(formulas, payload, parents, batch_size))
+
+    def _jobs(self, formulas: list[str], payload: EvalPayload | None = None,
+              parents: list[ParentFit | None] | None = None, batch_size: int | None = None) -> list[tuple]:
+        """Executor jobs scoring ``formulas`` in batches of ``batch_size`` (default: the settings')."""
         size = batch_size or self.settings.batch_size
         parents = parents or [None] * len(formulas)
-        return self._run_jobs([(formulas[i:i + size], payload or self.payload, parents[i:i + size])
-                               for i in range(0, len(formulas), size)])
+        return [(formulas[i:i + size], payload or self.payload, parents[i:i + size])
+                for i in range(0, len(formulas), size)]
+
+    def _batches(self, intake: Intake, keys: list[str], payload: EvalPayload) -> list[tuple]:
+        """The jobs scoring the pending laws ``keys`` with the search's cheap fitter."""
+        return self._jobs([intake.pending[k][0] for k in keys], payload,
+                          [self._parent_fit(intake.pending[k][2]) for k in keys])
 
     def _parent_fit(self, proposal: Proposal) -> ParentFit | None:
         """The search fit of a proposal's first parent, if it was fitted: a mutation's multi-start
@@ -332,29 +331,40 @@ class Discovery(ProposalScheduling, Population, Finalists):
             return None
         return (parent.formula, parent.fitted) if parent is not None and parent.fitted else None
 
-    def _run_jobs(self, jobs: list[tuple[list[str], EvalPayload]], step: str | None = None) -> list[dict[str, Any]]:
-        """Score each (batch of formulas, payload) job through the executor; results in order.
-        With a ``step`` name, each finished job is reported to :meth:`step`.
+    def _run_jobs(self, jobs: list[tuple], step: str | None = None) -> list[dict[str, Any]]:
+        """Score each (batch of formulas, payload[, parent fits]) job through the executor; results
+        in order.  With a ``step`` name, each finished job is reported to :meth:`step`."""
+        return self._gather(self._submit(jobs), step)
+
+    def _submit(self, jobs: list[tuple]) -> list[Future]:
+        """Start each job on the executor (a :class:`SerialExecutor` runs it at once)."""
+        executor = self.get_executor()
+        try:
+            return [executor.submit(evaluate_batch, *job) for job in jobs]
+        except (BrokenExecutor, RuntimeError, OSError) as exc:  # a broken pool, a lost cluster
+            raise self._crash(exc) from exc
+
+    def _gather(self, futures: list[Future], step: str | None = None) -> list[dict[str, Any]]:
+        """The results of the jobs ``futures``, in order.
 
         :func:`evaluate_batch` never raises for a bad candidate, so an exception here is the
         infrastructure's (a worker process that died, a lost Dask worker): it is a
         :class:`WorkerCrash`, never a law's score; nothing of the generation is archived.
         """
-        if not jobs:
-            return []
-        executor = self.get_executor()
         results: list[dict[str, Any]] = []
         try:
-            futures = [executor.submit(evaluate_batch, *job) for job in jobs]
             for done, future in enumerate(futures, start=1):
                 results += future.result()
                 if step is not None:
-                    self.step(step, done, len(jobs))
+                    self.step(step, done, len(futures))
         except Exception as exc:  # re-raised: an infrastructure failure (candidates' own failures are data already)
-            raise WorkerCrash(f"a worker failed in generation {self.state.generation} ({type(exc).__name__}: "
-                              f"{exc}); nothing of that generation was recorded: fix the cause and continue with "
-                              f"--resume --out {self.run_dir}") from exc
+            raise self._crash(exc) from exc
         return results
+
+    def _crash(self, exc: Exception) -> WorkerCrash:
+        return WorkerCrash(f"a worker failed in generation {self.state.generation} ({type(exc).__name__}: "
+                           f"{exc}); nothing of that generation was recorded: fix the cause and continue with "
+                           f"--resume --out {self.run_dir}")
 
     # ------------------------------------------------------------------ the run
     def run(self, progress: ProgressCallback | None = None) -> DiscoveryResult:

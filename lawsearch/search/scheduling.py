@@ -15,6 +15,9 @@ from .population import new_stats
 
 HUMAN_SEED = "human law"  # note of the human laws seeded in generation 0 (fitted with the full fitter)
 DEFAULT_CADENCE = {"operon": 2, "pysr": 2}  # generations between calls of the slow engines
+#: Proposers whose calls wait on an engine (an SR run, an LLM's answers): they are asked while the
+#: other proposals' laws are fitted (:meth:`~.engine.Discovery.run_generation`).
+OVERLAPPED = frozenset({"operon", "pysr", "llm"})
 
 
 class ProposalScheduling:
@@ -73,18 +76,20 @@ class ProposalScheduling:
         self._events += event_records(proposer, self.state.generation)
         return list(proposals)[: max(n, 0)]
 
-    def _collect(self) -> list[tuple[Proposal, int]]:
-        """All proposals of this generation, each with the island it will join."""
+    def _collect(self, overlapped: bool | None = None) -> list[tuple[Proposal, int]]:
+        """This generation's proposals, each with the island it will join: of every proposer
+        (``overlapped`` None), of the :data:`OVERLAPPED` ones only (True) or of the others and the
+        seeded human laws (False).  A proposer's proposals do not depend on which."""
         shares = self._shares()
         archive = self.state.archive
         n_islands = len(self.state.islands)
         collected: list[tuple[Proposal, int]] = []
-        if self.state.generation == 0 and self.settings.seed_human_laws:
+        if self.state.generation == 0 and self.settings.seed_human_laws and not overlapped:
             collected += [(Proposal(h.formula, "library", note=f"{HUMAN_SEED}: {h.name}"), k % n_islands)
                           for k, h in enumerate(self.task.human_laws)]
         for index, proposer in enumerate(list(self.proposers)):
             n = shares.get(proposer.name, 0)
-            if n <= 0:
+            if n <= 0 or (overlapped is not None and (proposer.name in OVERLAPPED) != overlapped):
                 continue
             if proposer.name == "mutate":
                 for island, keys in enumerate(self.state.islands):

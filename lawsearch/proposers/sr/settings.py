@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ...formula.grammar import engine_operators
 from ..engine_settings import EngineSettings, operator_names
 from .rewrite import GRAMMAR_UNARY, PYSR_UNARY_REWRITES
 
@@ -16,19 +17,22 @@ __all__ = ["SRSettings", "OperonSettings", "PySRSettings", "RAW_OPERATORS", "LOG
 
 RAW_OPERATORS = ("add", "mul", "pow", "constant", "variable")
 LOG_OPERATORS = ("add", "sub", "mul", "div", "exp", "constant", "variable")
-#: Operon symbols printed as arithmetic (``aq``: a/sqrt(1+b^2); ``powabs``, ``logabs``, ``sqrtabs``: of abs).
-_OPERON_ARITHMETIC = ("add", "sub", "mul", "div", "pow", "powabs", "aq", "square", "logabs", "sqrtabs", "constant",
-                      "variable")
-#: Operon symbols printed as the grammar function of the same name (fmin/fmax and trigonometry are left out).
-_OPERON_AS_GRAMMAR = ("exp", "log", "log1p", "sqrt", "cbrt", "abs", "tanh")
-#: Operon symbols whose printed form the safe parser reads.
-SUPPORTED_OPERATORS = frozenset(_OPERON_ARITHMETIC) | GRAMMAR_UNARY.intersection(_OPERON_AS_GRAMMAR)
-#: PySR operators whose printed form the safe parser reads (after ``PYSR_FUNCTIONS``): the arithmetic
-#: ones, the grammar's functions and the rewritten ones.
-SUPPORTED_BINARY = frozenset({"+", "-", "*", "/", "^", "max", "min"})
-#: PySR's unary operators that print as the grammar function of the same name.
-_PYSR_AS_GRAMMAR = ("exp", "log", "log2", "log10", "log1p", "sqrt", "abs", "tanh", "cbrt")
-SUPPORTED_UNARY = frozenset(GRAMMAR_UNARY.intersection(_PYSR_AS_GRAMMAR)) | frozenset(PYSR_UNARY_REWRITES)
+#: Operon's arithmetic symbols (``aq``: a/sqrt(1+b^2); ``powabs``: abs(a)^b).
+_OPERON_ARITHMETIC = ("add", "sub", "mul", "div", "pow", "powabs", "aq", "square", "constant", "variable")
+#: Operon symbols whose printed form the safe parser reads: the arithmetic ones and Operon's operators for
+#: grammar functions (:func:`~lawsearch.formula.grammar.engine_operators`; fmin/fmax and trigonometry are
+#: left out).
+SUPPORTED_OPERATORS = (frozenset(_OPERON_ARITHMETIC) | frozenset(engine_operators("operon"))
+                       | frozenset(engine_operators("operon", of_abs=True)))
+_PYSR_GRAMMAR = engine_operators("pysr")
+#: PySR binary operators whose printed form the safe parser reads: the arithmetic ones and PySR's operators
+#: for the grammar's functions of two arguments.
+SUPPORTED_BINARY = frozenset({"+", "-", "*", "/", "^"}) | frozenset(
+    operator for operator, name in _PYSR_GRAMMAR.items() if name not in GRAMMAR_UNARY)
+#: PySR unary operators whose printed form the safe parser reads (after ``PYSR_FUNCTIONS``): PySR's
+#: operators for the grammar's one-argument functions and the rewritten arithmetic ones.
+SUPPORTED_UNARY = frozenset(operator for operator, name in _PYSR_GRAMMAR.items()
+                            if name in GRAMMAR_UNARY) | frozenset(PYSR_UNARY_REWRITES)
 _EXP_LOG = ("exp", "log", "log2", "log10", "log1p")
 
 

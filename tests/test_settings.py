@@ -107,3 +107,13 @@ def test_llm_cli_is_recorded_not_set():
     with pytest.raises(ValueError, match="llm_cli.model = 'X' is not llm.model = None"):
         SearchSettings(llm_cli={"model": "X"})
     assert SearchSettings(llm={"model": "X"}, llm_cli={"model": "X"}).llm_cli == {"model": "X"}
+
+
+def test_reading_the_settings_does_not_load_sympy():
+    """``lawsearch.search.settings`` (every CLI command reads it) imports the engines' settings blocks but
+    not their machinery: the LLM and SR packages load their names lazily."""
+    done = subprocess.run([sys.executable, "-c", "import sys, lawsearch.search.settings as s; s.resolve_settings({}); "
+                           "print(sorted(m for m in ('sympy', 'lawsearch.formula', 'lawsearch.summary') "
+                           "if m in sys.modules))"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -10,23 +10,11 @@ load sympy and the prompt machinery.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ...lazy import lazy_exports
 
-_EXPORTS = {
-    "LLMSettings": ".settings",
-    "LLMProposer": ".proposer",
-    "parse_answer": ".answers",
-    "load_template": ".prompts",
-    "render_template": ".prompts",
-    "TEMPLATE_SLOTS": ".settings",
-    "ANSWER_SCHEMA": ".settings",
-}
-
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, {
+    ".settings": ("LLMSettings", "TEMPLATE_SLOTS", "ANSWER_SCHEMA"),
+    ".proposer": ("LLMProposer",),
+    ".answers": ("parse_answer",),
+    ".prompts": ("load_template", "render_template"),
+})

@@ -9,27 +9,11 @@ its name in the package, which would hide the function ``translate``.)
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ...lazy import lazy_exports
 
-_EXPORTS = {
-    "Translation": ".translation",
-    "translate": ".translation",
-    "combine": ".translation",
-    "rewrite_calls": ".rewrite",
-    "merge_parameters": ".simplify",
-    "PYSR_FUNCTIONS": ".rewrite",
-    "MAX_INTEGER_EXPONENT": ".translation",
-    "MIN_ROWS": ".loop",
-    "EngineModel": ".loop",
-    "SRJob": ".loop",
-    "SRProposer": ".loop",
-}
-
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, {
+    ".translation": ("Translation", "translate", "combine", "MAX_INTEGER_EXPONENT"),
+    ".rewrite": ("rewrite_calls", "PYSR_FUNCTIONS"),
+    ".simplify": ("merge_parameters",),
+    ".loop": ("MIN_ROWS", "EngineModel", "SRJob", "SRProposer"),
+})

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "Rows",
     "summarize_data",
     "format_summary",
     "format_best_laws",
@@ -36,6 +38,18 @@ __all__ = [
 _MIN_ROWS_SLOPE = 3  # rows a group needs for a slope
 _MIN_DISTINCT_CURVE = 4  # distinct values of an input a group needs for curvature
 QUICK_FIT_STARTS = 16  # starting points of the residual hint's fit (the final fit takes 256)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The rows a summary or a residual hint describes (pass train rows only): ``X`` (n, len(inputs)),
+    ``Y`` (n, len(targets)) and the group label of each row (``None``: one group)."""
+
+    inputs: Sequence[str]
+    targets: Sequence[str] | str
+    X: np.ndarray
+    Y: np.ndarray
+    groups: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -103,26 +117,18 @@ def _unique_in_order(g: np.ndarray) -> list[Any]:
 
 
 # ---------------------------------------------------------------------------- summary
-def summarize_data(
-    inputs: Sequence[str],
-    targets: Sequence[str] | str,
-    X: np.ndarray,
-    Y: np.ndarray,
-    groups: np.ndarray | None = None,
-    *,
-    max_groups_listed: int = 6,
-) -> dict[str, Any]:
-    """Summarize rows ``X`` (n, len(inputs)) and ``Y`` (n, len(targets)) into a JSON-ready dict.
+def summarize_data(rows: Rows, *, max_groups_listed: int = 6) -> dict[str, Any]:
+    """Summarize the rows into a JSON-ready dict.
 
     Only the rows given are used (pass train rows only).  Rows with a
     non-finite input or target are ignored.
     """
-    inputs = list(inputs)
-    targets = [targets] if isinstance(targets, str) else list(targets)
-    X = np.asarray(X, dtype=float).reshape(-1, len(inputs)) if len(inputs) else np.zeros((0, 0))
+    inputs = list(rows.inputs)
+    targets = [rows.targets] if isinstance(rows.targets, str) else list(rows.targets)
+    X = np.asarray(rows.X, dtype=float).reshape(-1, len(inputs)) if len(inputs) else np.zeros((0, 0))
     n = X.shape[0]
-    Y = np.asarray(Y, dtype=float).reshape(n, len(targets))
-    labels = _group_labels(groups, n)
+    Y = np.asarray(rows.Y, dtype=float).reshape(n, len(targets))
+    labels = _group_labels(rows.groups, n)
     ok = np.all(np.isfinite(X), axis=1) & np.all(np.isfinite(Y), axis=1)
     X, Y, labels = X[ok], Y[ok], labels[ok]
     n = X.shape[0]
@@ -382,18 +388,8 @@ def format_failures(failures: Sequence[tuple[str, str]], limit: int = 10) -> str
 
 
 # ---------------------------------------------------------------------------- residuals
-def residual_pattern(
-    formula: str,
-    inputs: Sequence[str],
-    targets: Sequence[str] | str,
-    X: np.ndarray,
-    Y: np.ndarray,
-    groups: np.ndarray | None = None,
-    *,
-    max_groups: int = 8,
-    max_nfev: int = 100,
-) -> str:
-    """Fit ``formula`` quickly per group on the given rows and describe where it misses.
+def residual_pattern(formula: str, rows: Rows, *, max_groups: int = 8, max_nfev: int = 100) -> str:
+    """Fit ``formula`` quickly per group on the rows and describe where it misses (first target).
 
     This is a cheap hint for a prompt: the project's fitter with cheap options
     (:data:`QUICK_FIT_STARTS` starts, two local runs).  For each input it reports the mean relative
@@ -405,15 +401,16 @@ def residual_pattern(
     from .fit import FitOptions, fit_law
     from .formula import Law
 
-    targets = [targets] if isinstance(targets, str) else list(targets)
+    inputs = rows.inputs
+    targets = [rows.targets] if isinstance(rows.targets, str) else list(rows.targets)
     try:
         law = Law.parse(formula, inputs, targets)
     except LawsearchError as exc:  # a hint must never break a prompt
         return f"(no residual pattern: {exc})"
-    X = np.asarray(X, dtype=float).reshape(-1, len(inputs))
+    X = np.asarray(rows.X, dtype=float).reshape(-1, len(inputs))
     n = X.shape[0]
-    Y = np.asarray(Y, dtype=float).reshape(n, -1)
-    labels = _group_labels(groups, n)
+    Y = np.asarray(rows.Y, dtype=float).reshape(n, -1)
+    labels = _group_labels(rows.groups, n)
     y = Y[:, 0]
     ok = np.all(np.isfinite(X), axis=1) & np.isfinite(y)
     X, y, labels = X[ok], y[ok], labels[ok]

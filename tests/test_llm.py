@@ -33,7 +33,7 @@ from lawsearch.proposers.llm import (
     parse_answer,
     render_template,
 )
-from lawsearch.summary import format_summary, residual_pattern, summarize_data
+from lawsearch.summary import Rows, format_summary, residual_pattern, summarize_data
 
 pytest.importorskip("openai")
 
@@ -640,7 +640,7 @@ def test_custom_prompts_dir_with_unknown_slot_is_an_error(tmp_path):
 
 def test_summary_on_chinchilla_data():
     X, Y, g = chinchilla_rows(n=120, groups=2)
-    s = summarize_data(("N", "D"), ("loss",), X, Y, g)
+    s = summarize_data(Rows(("N", "D"), ("loss",), X, Y, g))
     assert s["n_rows"] == 120 and s["n_groups"] == 2
     assert s["inputs"]["N"]["spacing"] == "log-spaced" and 2.9 < s["inputs"]["N"]["decades"] < 3.1
     rel = {r["input"]: r for r in s["relations"]}
@@ -657,7 +657,7 @@ def test_summary_flags_u_shape_and_linear_inputs():
     lr = np.exp(rng.uniform(np.log(1e-4), np.log(1e-1), 150))
     bs = rng.choice([32.0, 64.0, 96.0, 128.0], 150)
     y = 2 + 0.1 * (np.log(lr) - np.log(3e-3)) ** 2 + 0.001 * bs + rng.normal(0, 0.005, 150)
-    s = summarize_data(["lr", "bs"], "loss", np.column_stack([lr, bs]), y, None)
+    s = summarize_data(Rows(["lr", "bs"], "loss", np.column_stack([lr, bs]), y))
     rel = {r["input"]: r for r in s["relations"]}
     assert rel["lr"]["u_shaped"] and not rel["lr"]["saturating"]
     assert s["inputs"]["bs"]["n_distinct"] == 4
@@ -667,10 +667,10 @@ def test_summary_flags_u_shape_and_linear_inputs():
 def test_summary_is_robust_to_odd_data():
     X = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0], [np.nan, 1.0]])
     Y = np.array([[-1.0], [0.0], [1.0], [2.0]])
-    s = summarize_data(["a", "b"], ["y"], X, Y, None)
+    s = summarize_data(Rows(["a", "b"], ["y"], X, Y))
     assert s["n_rows"] == 3 and s["n_dropped"] == 1 and s["inputs"]["b"]["spacing"] == "constant"
     format_summary(s)
-    empty = summarize_data(["a"], ["y"], np.zeros((0, 1)), np.zeros((0, 1)), None)
+    empty = summarize_data(Rows(["a"], ["y"], np.zeros((0, 1)), np.zeros((0, 1))))
     assert "Training rows: 0" in format_summary(empty)
 
 
@@ -686,11 +686,12 @@ def test_summary_sees_only_the_rows_it_is_given(fake_llm, tmp_path):
 
 def test_residual_pattern_names_a_missing_asymptote():
     X, Y, g = chinchilla_rows(n=120)
-    good = residual_pattern(CHINCHILLA, ("N", "D"), ("loss",), X, Y, g)
-    bad = residual_pattern("A/N**a + B/D**b", ("N", "D"), ("loss",), X, Y, g)
+    rows = Rows(("N", "D"), ("loss",), X, Y, g)
+    good = residual_pattern(CHINCHILLA, rows)
+    bad = residual_pattern("A/N**a + B/D**b", rows)
     pct = lambda text: float(re.search(r"residual\| ([0-9.]+)%", text).group(1))  # noqa: E731
     assert pct(good) < pct(bad) and pct(good) < 1.0
-    assert "no residual pattern" in residual_pattern("__import__('os')", ("N", "D"), ("loss",), X, Y, g)
+    assert "no residual pattern" in residual_pattern("__import__('os')", rows)
 
 
 def test_proposals_are_plain_data():

@@ -12,12 +12,14 @@ import sympy
 
 from lawsearch.errors import EngineUnavailable, FormulaError, TaskError
 from lawsearch.formula import Law
+from lawsearch.formula.grammar import engine_operators
 from lawsearch.proposers.base import Proposal, Proposer, ScoredLaw, SearchContext
 from lawsearch.proposers.sr.operon import (
     LOG_OPERATORS,
     RAW_OPERATORS,
     OperonProposer,
     OperonSettings,
+    SUPPORTED_OPERATORS,
     load_operon,
 )
 from lawsearch.proposers.sr import (
@@ -131,6 +133,24 @@ def test_constant_base_powers_merge_into_one_rate():
     tr = translate("(0.5 + (2.0 * ((1.7 ^ (0.3 * X1)) * (X2 ^ 0.4))))", OPERON_VARS, ["x1", "x2"])
     assert tr.law.n_parameters == 4
     assert tr.law.expr.has(sympy.exp)
+
+
+@pytest.mark.parametrize("operator, function, of_abs", sorted(
+    [(op, name, False) for op, name in engine_operators("operon").items()]
+    + [(op, name, True) for op, name in engine_operators("operon", of_abs=True).items()]))
+def test_every_grammar_function_operon_has_round_trips_through_the_translator(operator, function, of_abs):
+    """Operon's symbol for a grammar function (the grammar's one table), printed by Operon's own formatter
+    (``log1p`` prints as ``log(x+1)``), translates to the same law as the grammar function itself (of
+    ``abs`` for ``logabs``, ``sqrtabs``); an operon: block may name it."""
+    operon = pytest.importorskip("pyoperon")
+    variable = operon.Node(operon.NodeType.Variable, 1)
+    variable.Value = 1.5
+    node = operon.Node(getattr(operon.NodeType, operator.capitalize()))
+    printed = operon.InfixFormatter.Format(operon.Tree([variable, node]).UpdateNodes(), {1: "X1"}, 6)
+    argument = "abs(1.5 * X1)" if of_abs else "1.5 * X1"
+    law = translate(printed, OPERON_VARS[:1], INPUTS[:1]).law
+    assert same_form(law, translate(f"{function}({argument})", OPERON_VARS[:1], INPUTS[:1]).law), (printed, function)
+    assert operator in SUPPORTED_OPERATORS
 
 
 def test_translation_rejects_unknown_names_code_and_constant_models():

@@ -20,12 +20,13 @@ import sympy
 
 from lawsearch.errors import EngineUnavailable, FormulaError, TaskError
 from lawsearch.formula import Law
+from lawsearch.formula.grammar import engine_operators
 from lawsearch.proposers.sr import pysr as pysr_proposer
 from lawsearch.proposers.base import Proposer, ScoredLaw, SearchContext
 from lawsearch.proposers.sr.pysr import PySRProposer, PySRSettings, equations_to_models, load_pysr
 from lawsearch.proposers.sr import PYSR_FUNCTIONS, rewrite_calls, translate
 from lawsearch.proposers.sr.rewrite import GRAMMAR_UNARY
-from lawsearch.proposers.sr.settings import SUPPORTED_UNARY
+from lawsearch.proposers.sr.settings import SUPPORTED_BINARY, SUPPORTED_UNARY
 
 INPUTS = ("N", "D")
 PYSR_VARS = ["x0", "x1"]
@@ -151,6 +152,22 @@ def test_every_supported_unary_operator_and_its_guarded_twins_read_as_the_gramma
             expected = Law.parse(f"{operator}(abs(N))" if twin.endswith("_abs") else f"{operator}(N)", ["N"], ["y"])
             assert Law.parse(rewrite_calls(f"{twin}(x0)", PYSR_FUNCTIONS).replace("x0", "N"), ["N"], ["y"]).expr \
                 == expected.expr
+
+
+@pytest.mark.parametrize("operator, function, of_abs", sorted(
+    [(op, name, False) for op, name in engine_operators("pysr").items()]
+    + [(op, name, True) for op, name in engine_operators("pysr", of_abs=True).items()]))
+def test_every_grammar_function_pysr_has_round_trips_through_its_translator(operator, function, of_abs):
+    """PySR's operator for a grammar function (the grammar's one table), printed as PySR prints a call,
+    translates to the same law as the grammar function itself (of ``abs`` for ``logm``, ``sqrtm``); a pysr:
+    block may name it."""
+    binary = function not in GRAMMAR_UNARY
+    argument = "abs(x0 * 1.5)" if of_abs else "x0 * 1.5"
+    engine_text = f"{operator}(x0 * 1.5, x1)" if binary else f"{operator}(x0 * 1.5)"
+    grammar_text = f"{function}({argument}, x1)" if binary else f"{function}({argument})"
+    law = pysr_translate(engine_text).law
+    assert same_form(law, translate(grammar_text, PYSR_VARS, INPUTS).law), (law.text, grammar_text)
+    assert operator in (SUPPORTED_BINARY if binary else SUPPORTED_UNARY) or of_abs
 
 
 def test_pysr_translation_rejects_unsupported_and_unsafe_text():

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -11,7 +12,8 @@ import pytest
 from conftest import REPO
 from lawsearch.errors import TaskError
 from lawsearch.proposers.llm import LLMSettings
-from lawsearch.search.settings import resolve_settings
+from lawsearch.search.settings import SearchSettings, resolve_settings
+from test_faults import TINY_CONFIG, TINY_TASK, cli  # noqa: F401 - the in-process CLI fixture
 
 
 def test_engine_blocks_are_checked_when_settings_are_resolved(tmp_path):
@@ -80,3 +82,38 @@ def test_engine_blocks_are_recorded_as_given():
     assert resolve_settings({"operon": {"every": "3"}}, None, {}).operon.every == 3  # the engine's cadence
     with pytest.raises(TaskError, match="operon.every"):
         resolve_settings({"operon": {"every": 0}}, None, {})
+
+
+def test_law_json_records_the_llm_options_of_the_command_line_apart(tmp_path, cli, monkeypatch):
+    """``llm_cli`` is the provenance of the --llm-* options (``{}`` without them); ``llm`` holds the
+    merged values, so an environment value below the CLI's shows in ``llm`` but not in ``llm_cli``."""
+    monkeypatch.setenv("LAWSEARCH_LLM_MODEL", "from-env")
+    (tmp_path / "tiny.yaml").write_text(TINY_TASK)
+    (tmp_path / "fast.yaml").write_text(TINY_CONFIG)
+    recorded = {}
+    for name, options in {"with": ["--llm-model", "X"], "without": []}.items():
+        done = cli("discover", str(tmp_path / "tiny.yaml"), "--config", str(tmp_path / "fast.yaml"), "--seed", "0",
+                   "--generations", "1", "--proposers", "library", "--quiet", "--no-report",
+                   "--out", str(tmp_path / name), *options)
+        assert done.returncode == 0, done.stderr
+        recorded[name] = json.loads((tmp_path / name / "law.json").read_text())["settings"]
+    assert recorded["with"]["llm_cli"] == {"model": "X"} and recorded["with"]["llm"] == {"model": "X"}
+    assert recorded["without"]["llm_cli"] == {} and recorded["without"]["llm"] == {"model": "from-env"}
+
+
+def test_llm_cli_is_recorded_not_set():
+    with pytest.raises(TaskError, match="'llm_cli' is recorded from the --llm-\\* options, not set"):
+        resolve_settings({"llm_cli": {"model": "X"}}, None, {})
+    with pytest.raises(ValueError, match="llm_cli.model = 'X' is not llm.model = None"):
+        SearchSettings(llm_cli={"model": "X"})
+    assert SearchSettings(llm={"model": "X"}, llm_cli={"model": "X"}).llm_cli == {"model": "X"}
+
+
+def test_reading_the_settings_does_not_load_sympy():
+    """``lawsearch.search.settings`` (every CLI command reads it) imports the engines' settings blocks but
+    not their machinery: the LLM and SR packages load their names lazily."""
+    done = subprocess.run([sys.executable, "-c", "import sys, lawsearch.search.settings as s; s.resolve_settings({}); "
+                           "print(sorted(m for m in ('sympy', 'lawsearch.formula', 'lawsearch.summary') "
+                           "if m in sys.modules))"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -87,10 +87,11 @@ class TreeBuilder:
                 )
             if node.keywords:
                 raise FormulaError(f"keyword arguments in {name}(...) are not allowed")
-            builder, arities = FUNCTIONS[name]
-            if len(node.args) not in arities or any(isinstance(a, ast.Starred) for a in node.args):
-                raise FormulaError(f"{name}() takes {' or '.join(map(str, arities))} argument(s), got {len(node.args)}")
-            return builder(*(self.build(a, depth + 1) for a in node.args))
+            function = FUNCTIONS[name]
+            if len(node.args) not in function.arities or any(isinstance(a, ast.Starred) for a in node.args):
+                raise FormulaError(f"{name}() takes {' or '.join(map(str, function.arities))} argument(s), "
+                                   f"got {len(node.args)}")
+            return function.build(*(self.build(a, depth + 1) for a in node.args))
         raise FormulaError(f"{type(node).__name__} {ast.unparse(node)!r} is not allowed in a formula")
 
 

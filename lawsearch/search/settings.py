@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_serializer, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_serializer, field_validator,
+                      model_validator)
 
 from .. import environment
 from ..errors import TaskError
@@ -78,6 +79,8 @@ class SearchSettings(BaseModel):
     bootstrap: int = Field(100, ge=0, description="bootstrap resamples for the winner's intervals (0: none)")
     bootstrap_time_limit: float = Field(120.0, gt=0, description="wall-time bound of the bootstrap in seconds")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="the LLM proposer's settings (model, ...)")
+    llm_cli: dict[str, Any] = Field(default_factory=dict, description="provenance: the llm settings given on the "
+                                                                      "command line (--llm-*), already merged into llm")
     operon: OperonSettings = Field(default_factory=OperonSettings, description="the Operon proposer's settings")
     pysr: PySRSettings = Field(default_factory=PySRSettings, description="the PySR proposer's settings")
 
@@ -89,6 +92,16 @@ class SearchSettings(BaseModel):
     def engines(self) -> dict[str, EngineSettings]:
         """The engine blocks by proposer name."""
         return {"llm": self.llm, "operon": self.operon, "pysr": self.pysr}
+
+    @model_validator(mode="after")
+    def _cli_in_llm(self) -> SearchSettings:
+        """``llm_cli`` records where settings of ``llm`` came from, so each of its values is ``llm``'s."""
+        given = self.llm.model_dump(mode="json")
+        for name, value in self.llm_cli.items():
+            if name not in given or given[name] != value:
+                raise ValueError(f"llm_cli records the --llm-* options merged into llm; llm_cli.{name} = {value!r} "
+                                 f"is not llm.{name} = {given.get(name)!r}")
+        return self
 
     @field_validator("proposers")
     @classmethod
@@ -159,14 +172,19 @@ def resolve_settings(
     source = "defaults" if config is None else str(config)
     layers = [_read_config(Path(config)) if config is not None else {}, environment.settings_layer(environ),
               dict(cli or {})]
+    for layer, where in zip(layers, (source, "environment", "the command line")):
+        if "llm_cli" in layer:
+            raise TaskError(f"{where}: setting 'llm_cli' is recorded from the --llm-* options, not set: "
+                            "give the llm settings under 'llm'")
     for layer, where in zip(layers, (None, None, "--llm")):
         for name, block_type in ENGINE_BLOCKS.items():
             if layer.get(name) is not None:
                 layer[name] = block_type.normalize(layer[name], where if name == "llm" else None)
+    llm_cli = {name: value for name, value in (layers[2].get("llm") or {}).items() if value is not None}
     merged = merge_layers(*layers)
     engines = {name: block_type(**merged.pop(name, {})) for name, block_type in ENGINE_BLOCKS.items()}
     try:
-        return SearchSettings(**merged, **engines)
+        return SearchSettings(**merged, **engines, llm_cli=LLMSettings(**llm_cli).set_values())
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"]) or "settings"

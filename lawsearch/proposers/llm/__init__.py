@@ -3,19 +3,18 @@
 :mod:`.settings` (the ``llm:`` block), :mod:`.prompts` (templates and messages, with the
 data summary), :mod:`.answers` (tolerant parsing of the reply), :mod:`.client` (budget,
 disk cache, JSON-mode negotiation and retries) and :mod:`.proposer` (the proposer itself).
+
+The names below are imported lazily, so reading the run settings (:mod:`.settings`) does not
+load sympy and the prompt machinery.
 """
 
-from .answers import parse_answer
-from .prompts import load_template, render_template
-from .proposer import LLMProposer
-from .settings import ANSWER_SCHEMA, TEMPLATE_SLOTS, LLMSettings
+from __future__ import annotations
 
-__all__ = [
-    "LLMSettings",
-    "LLMProposer",
-    "parse_answer",
-    "load_template",
-    "render_template",
-    "TEMPLATE_SLOTS",
-    "ANSWER_SCHEMA",
-]
+from ...lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(__name__, {
+    ".settings": ("LLMSettings", "TEMPLATE_SLOTS", "ANSWER_SCHEMA"),
+    ".proposer": ("LLMProposer",),
+    ".answers": ("parse_answer",),
+    ".prompts": ("load_template", "render_template"),
+})

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import ProposerError, TaskError
 from ...formula import FUNCTIONS
-from ...summary import format_best_laws, format_failures, format_summary, residual_pattern, summarize_data
+from ...summary import Rows, format_best_laws, format_failures, format_summary, residual_pattern, summarize_data
 from ..base import ScoredLaw, SearchContext
 from .client import Job
 from .settings import TEMPLATE_SLOTS
@@ -93,7 +93,7 @@ class PromptMixin:
         )
         if key != self._summary_key:
             self._summary_text = format_summary(
-                summarize_data(context.inputs, context.targets, X, Y, context.groups)
+                summarize_data(Rows(context.inputs, context.targets, X, Y, context.groups))
             )
             self._summary_key = key
             self._residual_cache.clear()
@@ -102,7 +102,7 @@ class PromptMixin:
     def _residuals(self, formula: str, context: SearchContext) -> str:
         if formula not in self._residual_cache:
             self._residual_cache[formula] = residual_pattern(
-                formula, context.inputs, context.targets, context.X, context.Y, context.groups
+                formula, Rows(context.inputs, context.targets, context.X, context.Y, context.groups)
             )
         return self._residual_cache[formula]
 

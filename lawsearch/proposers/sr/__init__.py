@@ -1,22 +1,19 @@
 """Symbolic-regression proposers: engine text → laws (:mod:`.rewrite`, :mod:`.simplify`,
-:mod:`.translate`), the shared proposer loop (:mod:`.loop`) and one module per engine
-(:mod:`.operon`, :mod:`.pysr`, imported lazily by the proposer registry)."""
+:mod:`.translation`), the shared proposer loop (:mod:`.loop`) and one module per engine
+(:mod:`.operon`, :mod:`.pysr`, imported lazily by the proposer registry).
 
-from .loop import MIN_ROWS, EngineModel, SRJob, SRProposer
-from .rewrite import PYSR_FUNCTIONS, rewrite_calls
-from .simplify import merge_parameters
-from .translate import MAX_INTEGER_EXPONENT, Translation, combine, translate
+The names below are imported lazily, so reading the engines' settings (:mod:`.settings`) does
+not load sympy.  (The module is ``translation``, not ``translate``: importing a submodule binds
+its name in the package, which would hide the function ``translate``.)
+"""
 
-__all__ = [
-    "Translation",
-    "translate",
-    "combine",
-    "rewrite_calls",
-    "merge_parameters",
-    "PYSR_FUNCTIONS",
-    "MAX_INTEGER_EXPONENT",
-    "MIN_ROWS",
-    "EngineModel",
-    "SRJob",
-    "SRProposer",
-]
+from __future__ import annotations
+
+from ...lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(__name__, {
+    ".translation": ("Translation", "translate", "combine", "MAX_INTEGER_EXPONENT"),
+    ".rewrite": ("rewrite_calls", "PYSR_FUNCTIONS"),
+    ".simplify": ("merge_parameters",),
+    ".loop": ("MIN_ROWS", "EngineModel", "SRJob", "SRProposer"),
+})

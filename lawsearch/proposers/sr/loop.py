@@ -38,7 +38,7 @@ from ...errors import FitError, FormulaError, LawsearchError
 from ...formula import Law
 from ..base import Proposal, SearchContext
 from .rewrite import CallRewrite
-from .translate import Translation, combine, translate
+from .translation import Translation, combine, translate
 
 
 log = logging.getLogger(__name__)

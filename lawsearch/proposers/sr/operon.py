@@ -3,7 +3,7 @@
 Each call of :meth:`OperonProposer.propose` runs one seeded, time-bounded Operon
 search on the search-train rows (never validation or test rows) and returns
 formulas read from its whole Pareto front (accuracy × length), translated into
-our grammar by :mod:`lawsearch.proposers.sr.translate`: every number Operon
+our grammar by :mod:`lawsearch.proposers.sr.translation`: every number Operon
 fitted becomes a parameter, which the shared fitter refits per group, so SR
 output competes on exactly the same validation score as every other proposal.
 

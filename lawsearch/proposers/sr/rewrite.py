@@ -1,4 +1,9 @@
-"""Engine text → our grammar, on the Python syntax tree: engine function names, Julia float literals."""
+"""Engine text → our grammar, on the Python syntax tree: engine function names, Julia float literals.
+
+The engines' names for grammar functions come from the grammar's one table
+(:data:`lawsearch.formula.grammar.FUNCTIONS`, see :func:`~lawsearch.formula.grammar.engine_operators`);
+PySR's operators that are arithmetic (``square``, ``inv``, ``safe_pow``, …) are rewritten here.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 
 from ...errors import FormulaError
-from ...formula.grammar import FUNCTIONS
+from ...formula.grammar import FUNCTIONS, engine_operators
 
 
 # ---------------------------------------------------------------------- text rewriting
@@ -22,13 +27,18 @@ def _call(name: str, *args: ast.expr) -> ast.expr:
 
 CallRewrite = Callable[[list[ast.expr]], ast.expr]
 
+def _of_abs(name: str) -> CallRewrite:
+    """``op(a)`` → ``name(abs(a))``."""
+    return lambda a: _call(name, _call("abs", a[0]))
+
+
 def _guarded(name: str) -> dict[str, CallRewrite]:
     """SymbolicRegression.jl's guarded twins of the grammar function ``name``: ``safe_name(a)`` is
     ``name(a)``, ``name_abs(a)`` is ``name(abs(a))``."""
-    return {f"safe_{name}": lambda a: _call(name, a[0]), f"{name}_abs": lambda a: _call(name, _call("abs", a[0]))}
+    return {f"safe_{name}": lambda a: _call(name, a[0]), f"{name}_abs": _of_abs(name)}
 
 
-#: PySR operators that are no grammar function, as our grammar (the unary ones are PySR operator names).
+#: PySR's arithmetic operators (no grammar function), as our grammar (the unary ones are PySR operator names).
 PYSR_UNARY_REWRITES: dict[str, CallRewrite] = {
     "square": lambda a: _pow(a[0], 2),
     "cube": lambda a: _pow(a[0], 3),
@@ -44,16 +54,18 @@ _BINARY_REWRITES: dict[str, CallRewrite] = {
     "pow_abs": lambda a: ast.BinOp(left=_call("abs", a[0]), op=ast.Pow(), right=a[1]),
 }
 #: The grammar's one-argument functions (lower case), read as written in engine output.
-GRAMMAR_UNARY = frozenset(name for name, (_, arities) in FUNCTIONS.items() if 1 in arities and name.islower())
+GRAMMAR_UNARY = frozenset(name for name, function in FUNCTIONS.items() if 1 in function.arities and name.islower())
 
-#: PySR / SymbolicRegression.jl operator names → our grammar (by syntax-tree rewrite): the operators
-#: above, and the guarded twins (``safe_log``, ``log_abs``, ...) of every one-argument grammar function.
+
+#: PySR / SymbolicRegression.jl operator names → our grammar (by syntax-tree rewrite): the arithmetic
+#: operators above, the guarded twins (``safe_log``, ``log_abs``, ...) of every one-argument grammar
+#: function, and PySR's operators for a grammar function of ``abs`` (``logm``).  PySR's operators for the
+#: grammar functions themselves print under the function's name and are read as written.
 PYSR_FUNCTIONS: dict[str, CallRewrite] = {
     **PYSR_UNARY_REWRITES,
     **_BINARY_REWRITES,
     **{key: rewrite for name in sorted(GRAMMAR_UNARY) for key, rewrite in _guarded(name).items()},
-    "logm": lambda a: _call("log", _call("abs", a[0])),
-    "sqrtm": lambda a: _call("sqrt", _call("abs", a[0])),
+    **{operator: _of_abs(name) for operator, name in engine_operators("pysr", of_abs=True).items()},
 }
 _ARITY = {name: 2 for name in _BINARY_REWRITES}
 

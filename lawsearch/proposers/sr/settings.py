@@ -3,32 +3,57 @@ operators each engine may be given."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from ..engine_settings import EngineSettings, operator_names
-from .rewrite import GRAMMAR_UNARY, PYSR_UNARY_REWRITES
 
 __all__ = ["SRSettings", "OperonSettings", "PySRSettings", "RAW_OPERATORS", "LOG_OPERATORS",
-           "SUPPORTED_OPERATORS", "SUPPORTED_BINARY", "SUPPORTED_UNARY"]
+           "SUPPORTED_OPERATORS", "SUPPORTED_BINARY", "SUPPORTED_UNARY", "supported_operators"]
 
 RAW_OPERATORS = ("add", "mul", "pow", "constant", "variable")
 LOG_OPERATORS = ("add", "sub", "mul", "div", "exp", "constant", "variable")
-#: Operon symbols printed as arithmetic (``aq``: a/sqrt(1+b^2); ``powabs``, ``logabs``, ``sqrtabs``: of abs).
-_OPERON_ARITHMETIC = ("add", "sub", "mul", "div", "pow", "powabs", "aq", "square", "logabs", "sqrtabs", "constant",
-                      "variable")
-#: Operon symbols printed as the grammar function of the same name (fmin/fmax and trigonometry are left out).
-_OPERON_AS_GRAMMAR = ("exp", "log", "log1p", "sqrt", "cbrt", "abs", "tanh")
-#: Operon symbols whose printed form the safe parser reads.
-SUPPORTED_OPERATORS = frozenset(_OPERON_ARITHMETIC) | GRAMMAR_UNARY.intersection(_OPERON_AS_GRAMMAR)
-#: PySR operators whose printed form the safe parser reads (after ``PYSR_FUNCTIONS``): the arithmetic
-#: ones, the grammar's functions and the rewritten ones.
-SUPPORTED_BINARY = frozenset({"+", "-", "*", "/", "^", "max", "min"})
-#: PySR's unary operators that print as the grammar function of the same name.
-_PYSR_AS_GRAMMAR = ("exp", "log", "log2", "log10", "log1p", "sqrt", "abs", "tanh", "cbrt")
-SUPPORTED_UNARY = frozenset(GRAMMAR_UNARY.intersection(_PYSR_AS_GRAMMAR)) | frozenset(PYSR_UNARY_REWRITES)
+#: Operon's arithmetic symbols (``aq``: a/sqrt(1+b^2); ``powabs``: abs(a)^b).
+_OPERON_ARITHMETIC = ("add", "sub", "mul", "div", "pow", "powabs", "aq", "square", "constant", "variable")
+
+
+@functools.cache
+def supported_operators() -> dict[str, frozenset[str]]:
+    """The operators each engine may be given, derived from the grammar's one table on first use (so
+    reading settings does not load sympy, which the grammar's builders need):
+
+    - ``SUPPORTED_OPERATORS``: Operon symbols whose printed form the safe parser reads: the arithmetic ones
+      and Operon's operators for grammar functions (:func:`~lawsearch.formula.grammar.engine_operators`;
+      fmin/fmax and trigonometry are left out);
+    - ``SUPPORTED_BINARY``: PySR binary operators the parser reads: the arithmetic ones and PySR's
+      operators for the grammar's functions of two arguments;
+    - ``SUPPORTED_UNARY``: PySR unary operators the parser reads (after ``PYSR_FUNCTIONS``): PySR's
+      operators for the grammar's one-argument functions and the rewritten arithmetic ones.
+    """
+    from ...formula.grammar import engine_operators
+    from .rewrite import GRAMMAR_UNARY, PYSR_UNARY_REWRITES
+
+    pysr = engine_operators("pysr")
+    return {
+        "SUPPORTED_OPERATORS": (frozenset(_OPERON_ARITHMETIC) | frozenset(engine_operators("operon"))
+                                | frozenset(engine_operators("operon", of_abs=True))),
+        "SUPPORTED_BINARY": frozenset({"+", "-", "*", "/", "^"}) | frozenset(
+            operator for operator, name in pysr.items() if name not in GRAMMAR_UNARY),
+        "SUPPORTED_UNARY": frozenset(operator for operator, name in pysr.items()
+                                     if name in GRAMMAR_UNARY) | frozenset(PYSR_UNARY_REWRITES),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    """``SUPPORTED_OPERATORS``, ``SUPPORTED_BINARY``, ``SUPPORTED_UNARY``: see :func:`supported_operators`."""
+    if name in ("SUPPORTED_OPERATORS", "SUPPORTED_BINARY", "SUPPORTED_UNARY"):
+        return supported_operators()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _EXP_LOG = ("exp", "log", "log2", "log10", "log1p")
 
 
@@ -93,7 +118,8 @@ class OperonSettings(SRSettings):
     def _operators(cls, value: Any) -> tuple[str, ...] | None:
         if value is None:
             return None
-        ops = tuple(dict.fromkeys((*_supported(value, SUPPORTED_OPERATORS), "constant", "variable")))
+        supported = supported_operators()["SUPPORTED_OPERATORS"]
+        ops = tuple(dict.fromkeys((*_supported(value, supported), "constant", "variable")))
         if not set(ops) - {"constant", "variable"}:
             raise ValueError("give at least one operation (e.g. add, mul)")
         return ops
@@ -147,12 +173,12 @@ class PySRSettings(SRSettings):
     @field_validator("binary_operators", mode="before")
     @classmethod
     def _binary(cls, value: Any) -> tuple[str, ...]:
-        return _supported(value, SUPPORTED_BINARY, " ")
+        return _supported(value, supported_operators()["SUPPORTED_BINARY"], " ")
 
     @field_validator("unary_operators", mode="before")
     @classmethod
     def _unary(cls, value: Any) -> tuple[str, ...]:
-        return _supported(value, SUPPORTED_UNARY)
+        return _supported(value, supported_operators()["SUPPORTED_UNARY"])
 
     @field_validator("timeout_in_seconds")
     @classmethod

@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import FormulaError
 from ..formula import Law, LinearSplit
 from .options import LOG_FLOOR, PENALTY
+from .projection import linear_coefficients
 
 __all__ = ["Group", "Runs", "padded_length", "RCOND", "spread", "CHUNK_VALUES"]
 
@@ -202,25 +203,11 @@ class Runs:
 
     def _solve(self, D: np.ndarray, base: np.ndarray) -> np.ndarray:
         """Weighted least squares for the linear parameters of every run (rows or columns that
-        are not finite left out; columns normalized; singular values below RCOND cut)."""
-        A = D * self.weight[:, :, None]
-        t = (self.y - base) * self.weight
-        rows = np.isfinite(t) & np.all(np.isfinite(A), axis=2)
-        A = np.where(rows[:, :, None], A, 0.0)
-        t = np.where(rows, t, 0.0)
-        norms = np.sqrt(np.einsum("rnk,rnk->rk", A, A))
-        good = np.isfinite(norms) & (norms > 0)
-        norms = np.where(good, norms, 1.0)
-        A = np.where(good[:, None, :], A / norms[:, None, :], 0.0)
-        try:
-            U, sv, Vt = np.linalg.svd(A, full_matrices=False)
-            keep = sv > RCOND * sv[:, :1]
-            inner = np.where(keep, np.einsum("rnk,rn->rk", U, t) / np.where(keep, sv, 1.0), 0.0)
-            coef = np.einsum("rkj,rk->rj", Vt, inner) / norms
-        except np.linalg.LinAlgError:
-            coef = np.zeros(norms.shape)
-        coef = np.where(good & np.isfinite(coef), coef, 0.0)
-        return np.clip(coef, self.lower[:, self.lin], self.upper[:, self.lin])
+        are not finite left out; columns normalized; singular values below RCOND cut; compiled:
+        :func:`~lawsearch.fit.projection.linear_coefficients`)."""
+        return linear_coefficients(np.asarray(D, dtype=float), np.asarray(base, dtype=float),
+                                   np.asarray(self.y, dtype=float), np.asarray(self.weight, dtype=float),
+                                   self.lower[:, self.lin], self.upper[:, self.lin], RCOND)
 
     # ------------------------------------------------------------------ what a local fit moves
     def point(self, x: np.ndarray, projected: bool) -> tuple[np.ndarray, np.ndarray]:

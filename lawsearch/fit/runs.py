@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import FormulaError
 from ..formula import Law, LinearSplit
 from .options import LOG_FLOOR, PENALTY
+from .jacobian import scaled_gradient
 from .projection import linear_coefficients
 
 __all__ = ["Group", "Runs", "padded_length", "RCOND", "spread", "CHUNK_VALUES"]
@@ -180,12 +181,9 @@ class Runs:
         the law's gradient was finite on all its rows."""
         columns = self._call_together(self.law.gradient_together(), theta)
         grad = np.stack(columns, axis=-1) if columns else np.zeros((*self.y.shape, 0))
-        finite = np.all(np.isfinite(grad) | ~self.mask[:, :, None], axis=(1, 2))
         factor = 1.0 / np.maximum(pred, LOG_FLOOR * self.y) if self.log else self.weight
-        J = grad * factor[:, :, None]
-        bad = ~np.isfinite(J) | ~np.isfinite(pred)[:, :, None] | ~self.mask[:, :, None]
-        J[bad] = 0.0
-        return J.astype(float, copy=False), finite
+        return scaled_gradient(grad.astype(float, copy=False), np.asarray(factor, dtype=float),
+                               np.asarray(pred, dtype=float), self.mask)
 
     # ------------------------------------------------------------------ variable projection
     def complete(self, theta_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -182,8 +182,7 @@ class Runs:
         columns = self._call_together(self.law.gradient_together(), theta)
         grad = np.stack(columns, axis=-1) if columns else np.zeros((*self.y.shape, 0))
         factor = 1.0 / np.maximum(pred, LOG_FLOOR * self.y) if self.log else self.weight
-        return scaled_gradient(grad.astype(float, copy=False), np.asarray(factor, dtype=float),
-                               np.asarray(pred, dtype=float), self.mask)
+        return scaled_gradient(*(np.ascontiguousarray(a, dtype=float) for a in (grad, factor, pred)), self.mask)
 
     # ------------------------------------------------------------------ variable projection
     def complete(self, theta_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -203,9 +202,9 @@ class Runs:
         """Weighted least squares for the linear parameters of every run (rows or columns that
         are not finite left out; columns normalized; singular values below RCOND cut; compiled:
         :func:`~lawsearch.fit.projection.linear_coefficients`)."""
-        return linear_coefficients(np.asarray(D, dtype=float), np.asarray(base, dtype=float),
-                                   np.asarray(self.y, dtype=float), np.asarray(self.weight, dtype=float),
-                                   self.lower[:, self.lin], self.upper[:, self.lin], RCOND)
+        # contiguous float arrays (a broadcast one copied): one compiled version, whatever the law returned
+        arrays = (D, base, self.y, self.weight, self.lower[:, self.lin], self.upper[:, self.lin])
+        return linear_coefficients(*(np.ascontiguousarray(a, dtype=float) for a in arrays), RCOND)
 
     # ------------------------------------------------------------------ what a local fit moves
     def point(self, x: np.ndarray, projected: bool) -> tuple[np.ndarray, np.ndarray]:

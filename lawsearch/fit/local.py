@@ -108,15 +108,10 @@ def _local_fits(runs: Runs, x0: np.ndarray, projected: bool, max_nfev: int, tol:
         theta_trial, pred_trial = trying.point(trial, projected)
         r_trial = trying.residuals(pred_trial)
         cost_trial = robust_cost(r_trial, None if f_scale is None else f_scale[idx])
-        nfev[idx] += 1
-        done = judged(idx, x, trial, step_h, d, predicted, cost, cost_trial, radius, alpha, tol)
-        better = cost[idx] - cost_trial > 0
+        better = judged(idx, trial, step_h, predicted, cost_trial, r_trial, tol, max_nfev, x, d, cost, r, radius, alpha,
+                        nfev, stopped, fresh, active)
         ok = idx[better]
-        x[ok], r[ok], cost[ok] = trial[better], r_trial[better], cost_trial[better]
         theta[ok], pred[ok] = theta_trial[better], pred_trial[better]
-        fresh[ok] = True
-        stopped[idx[done]] = True
-        active &= ~stopped & (nfev < max_nfev)
     return LocalResult(x, cost, ~stopped & (nfev >= max_nfev))
 
 

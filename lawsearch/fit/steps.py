@@ -322,16 +322,21 @@ def steps(idx: np.ndarray, x: np.ndarray, lower: np.ndarray, upper: np.ndarray, 
 
 
 @_compiled
-def judged(idx: np.ndarray, x: np.ndarray, trial: np.ndarray, step_h: np.ndarray, d: np.ndarray,
-           predicted: np.ndarray, cost: np.ndarray, cost_trial: np.ndarray, radius: np.ndarray,
-           alpha: np.ndarray, tol: float) -> np.ndarray:
-    """Whether each run ``idx[k]`` is done after its step to ``trial[k]``, with ``radius[run]`` and
-    ``alpha[run]`` updated (scipy's ``update_tr_radius``: a quarter of the step after a poor
-    prediction, twice the radius after a good one that reached it): done when the step lowered the
-    cost by less than ``tol`` of it, or was shorter than ``tol`` of the parameters."""
-    done = np.zeros(idx.size, dtype=np.bool_)
+def judged(idx: np.ndarray, trial: np.ndarray, step_h: np.ndarray, predicted: np.ndarray, cost_trial: np.ndarray,
+           r_trial: np.ndarray, tol: float, max_nfev: int, x: np.ndarray, d: np.ndarray, cost: np.ndarray,
+           r: np.ndarray, radius: np.ndarray, alpha: np.ndarray, nfev: np.ndarray, stopped: np.ndarray,
+           fresh: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Each run ``idx[k]`` after its step to ``trial[k]`` (cost ``cost_trial[k]``, residuals
+    ``r_trial[k]``), in place: one more evaluation; ``radius`` and ``alpha`` updated (scipy's
+    ``update_tr_radius``: a quarter of the step after a poor prediction, twice the radius after a
+    good one that reached it); ``stopped`` when the step lowered the cost by less than ``tol`` of
+    it or was shorter than ``tol`` of the parameters; moved to the trial point (``x``, ``cost``,
+    ``r``, and ``fresh``: its model is to be made there) when that lowered the cost; ``active``
+    while not stopped and under ``max_nfev`` evaluations.  Returns which runs moved."""
+    better = np.zeros(idx.size, dtype=np.bool_)
     for k in range(idx.size):
         run = idx[k]
+        nfev[run] += 1
         actual = cost[run] - cost_trial[k]
         if predicted[k] > 0:
             ratio = actual / predicted[k]
@@ -344,11 +349,18 @@ def judged(idx: np.ndarray, x: np.ndarray, trial: np.ndarray, step_h: np.ndarray
         elif ratio > 0.75 and step_norm > 0.95 * radius[run]:
             new_radius = 2.0 * radius[run]
         step_length = _norm(d[run] * step_h[k])
-        done[k] = (actual < tol * cost[run] and ratio > 0.25) or step_length < tol * (tol + _norm(x[run]))
-        if not done[k]:
+        done = (actual < tol * cost[run] and ratio > 0.25) or step_length < tol * (tol + _norm(x[run]))
+        if done:
+            stopped[run] = True
+        else:
             alpha[run] = alpha[run] * radius[run] / new_radius
             radius[run] = new_radius
-    return done
+        better[k] = actual > 0
+        if better[k]:
+            x[run], cost[run], r[run] = trial[k], cost_trial[k], r_trial[k]
+            fresh[run] = True
+        active[run] = not stopped[run] and nfev[run] < max_nfev
+    return better
 
 
 def strictly_feasible(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, rstep: float) -> np.ndarray:

@@ -27,6 +27,8 @@ import numpy as np
 from ..errors import FormulaError
 from ..formula import Law, LinearSplit
 from .options import LOG_FLOOR, PENALTY
+from .jacobian import scaled_gradient
+from .projection import linear_coefficients
 
 __all__ = ["Group", "Runs", "padded_length", "RCOND", "spread", "CHUNK_VALUES"]
 
@@ -179,12 +181,8 @@ class Runs:
         the law's gradient was finite on all its rows."""
         columns = self._call_together(self.law.gradient_together(), theta)
         grad = np.stack(columns, axis=-1) if columns else np.zeros((*self.y.shape, 0))
-        finite = np.all(np.isfinite(grad) | ~self.mask[:, :, None], axis=(1, 2))
         factor = 1.0 / np.maximum(pred, LOG_FLOOR * self.y) if self.log else self.weight
-        J = grad * factor[:, :, None]
-        bad = ~np.isfinite(J) | ~np.isfinite(pred)[:, :, None] | ~self.mask[:, :, None]
-        J[bad] = 0.0
-        return J.astype(float, copy=False), finite
+        return scaled_gradient(*(np.ascontiguousarray(a, dtype=float) for a in (grad, factor, pred)), self.mask)
 
     # ------------------------------------------------------------------ variable projection
     def complete(self, theta_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,25 +200,11 @@ class Runs:
 
     def _solve(self, D: np.ndarray, base: np.ndarray) -> np.ndarray:
         """Weighted least squares for the linear parameters of every run (rows or columns that
-        are not finite left out; columns normalized; singular values below RCOND cut)."""
-        A = D * self.weight[:, :, None]
-        t = (self.y - base) * self.weight
-        rows = np.isfinite(t) & np.all(np.isfinite(A), axis=2)
-        A = np.where(rows[:, :, None], A, 0.0)
-        t = np.where(rows, t, 0.0)
-        norms = np.sqrt(np.einsum("rnk,rnk->rk", A, A))
-        good = np.isfinite(norms) & (norms > 0)
-        norms = np.where(good, norms, 1.0)
-        A = np.where(good[:, None, :], A / norms[:, None, :], 0.0)
-        try:
-            U, sv, Vt = np.linalg.svd(A, full_matrices=False)
-            keep = sv > RCOND * sv[:, :1]
-            inner = np.where(keep, np.einsum("rnk,rn->rk", U, t) / np.where(keep, sv, 1.0), 0.0)
-            coef = np.einsum("rkj,rk->rj", Vt, inner) / norms
-        except np.linalg.LinAlgError:
-            coef = np.zeros(norms.shape)
-        coef = np.where(good & np.isfinite(coef), coef, 0.0)
-        return np.clip(coef, self.lower[:, self.lin], self.upper[:, self.lin])
+        are not finite left out; columns normalized; singular values below RCOND cut; compiled:
+        :func:`~lawsearch.fit.projection.linear_coefficients`)."""
+        # contiguous float arrays (a broadcast one copied): one compiled version, whatever the law returned
+        arrays = (D, base, self.y, self.weight, self.lower[:, self.lin], self.upper[:, self.lin])
+        return linear_coefficients(*(np.ascontiguousarray(a, dtype=float) for a in arrays), RCOND)
 
     # ------------------------------------------------------------------ what a local fit moves
     def point(self, x: np.ndarray, projected: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -121,6 +121,12 @@ def _wait_for(condition, timeout: float = 120.0, what: str = "") -> None:
         time.sleep(0.05)
 
 
+def _interruptible() -> None:
+    """In the child: Ctrl-C (SIGINT) interrupts, even where the suite runs as a background job
+    (whose shell ignores SIGINT, and an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _lock_holder(run: Path) -> int | None:
     try:
         return int((run / "run.lock").read_text().split()[0])
@@ -133,7 +139,7 @@ def test_second_resume_of_a_live_run_is_refused_naming_the_holder(tiny, tmp_path
     first = subprocess.Popen([sys.executable, "-m", "lawsearch.cli",
                               *discover_args(tiny, "--out", str(run), "--resume", "--generations", "400",
                                              "--time-limit", "300")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_interruptible)
     try:
         _wait_for(lambda: _lock_holder(run) == first.pid, what="the first run to lock its folder")
         second = cli(*discover_args(tiny, "--out", str(run), "--resume", "--generations", "3"))

@@ -131,7 +131,7 @@ def structural_redundancy(law: Law, X: np.ndarray, seed: int = 0) -> int:
 def _fixed_law(law: Law, name: str, value: int) -> Law | None:
     try:
         return Law.from_sympy(law.expr.xreplace({law.symbol(name): sympy.Integer(value)}), law.inputs,
-                              order=[p for p in law.parameters if p != name])
+                              order=[p for p in law.parameters if p != name], pairs=law.pairs)
     except ValueError:
         return None
 

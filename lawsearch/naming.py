@@ -58,7 +58,8 @@ def readable_fit(fit: LawFit, *, rename: bool = True) -> LawFit:
     roles = parameter_roles(law)
     flipped = {name for j, name in enumerate(law.parameters)
                if roles[name] != "constant" and _negative_everywhere(fit, j)}
-    oriented = Law.from_sympy(law.expr.xreplace({law.symbol(n): -law.symbol(n) for n in flipped}), law.inputs)
+    oriented = Law.from_sympy(law.expr.xreplace({law.symbol(n): -law.symbol(n) for n in flipped}), law.inputs,
+                              pairs=law.pairs)
     order = oriented.parameters  # the old names, in the order of the oriented law's text
     if rename:
         pool = ParameterNames(taken=law.inputs)
@@ -67,7 +68,7 @@ def readable_fit(fit: LawFit, *, rename: bool = True) -> LawFit:
     else:
         names = {old: old for old in order}
     renamed = Law.from_sympy(oriented.expr.xreplace({law.symbol(old): law.symbol(new) for old, new in names.items()}),
-                             law.inputs)  # parameters in its text's order, as Law.parse reads it back
+                             law.inputs, pairs=law.pairs)  # parameters in its text's order, as Law.parse reads it back
     position = {name: j for j, name in enumerate(law.parameters)}
     old_of = {new: old for old, new in names.items()}
     fits = []

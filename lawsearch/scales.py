@@ -39,7 +39,7 @@ def rate_multipliers(law: Law) -> dict[str, Law]:
                 slope = sympy.diff(inner, law.symbol(name))
                 if slope != 0 and not slope.has(law.symbol(name)):
                     found[name] = slope
-        multipliers = {name: Law.from_sympy(found[name], law.inputs, order=law.parameters)
+        multipliers = {name: Law.from_sympy(found[name], law.inputs, order=law.parameters, pairs=law.pairs)
                        for name in law.parameters if name in found}
         _MULTIPLIERS[law] = dict(sorted(multipliers.items(), key=lambda item: bool(set(item[1].parameters) & rates)))
     return _MULTIPLIERS[law]

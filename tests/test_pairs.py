@@ -157,3 +157,18 @@ def test_discover_and_report_with_a_self_law(tmp_path):
     assert result.law_json["human_laws"][0]["metrics"]["test"]["r2"] > 0.99
     html, _ = write_report(result.run_dir, task)
     assert "data:image/png;base64," in html.read_text()
+
+
+def test_a_self_law_is_written_readably_with_its_pairs():
+    """The exponent t is negative for every output: the readable law writes its sign outside and
+    still names 'self' (the winner's law.json is written this way)."""
+    from lawsearch.naming import readable_fit
+
+    task = mixture_task()
+    fit = evaluate_law(task, "c + k*exp(t*self)").fit
+    readable = readable_fit(fit)
+    assert readable.law.pairs == task.pairs and "exp(-" in readable.law.text and "self" in readable.law.text
+    test = task.test
+    np.testing.assert_allclose(readable.predict(test.X, test.groups, task.targets),
+                               fit.predict(test.X, test.groups, task.targets), rtol=1e-12)
+

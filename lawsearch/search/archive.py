@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Candidate", "Archive", "pareto_front", "select_winner", "winner_threshold"]
+__all__ = ["Candidate", "Archive", "pareto_front", "select_winner", "winner_threshold", "distinct_behaviour",
+           "SAME_BEHAVIOUR_RTOL"]
+
+#: Laws whose validation errors and their standard errors agree to this relative tolerance predict the
+#: same values on the validation rows, to the tolerance of the search's fits: re-parameterisations of
+#: one law (names, signs, a factor folded into a coefficient, a parameter whose fit removes a term).
+SAME_BEHAVIOUR_RTOL = 1e-5
 
 
 @dataclass
@@ -85,6 +93,25 @@ def select_winner(front: list[Candidate], tolerance: float = 0.0) -> Candidate |
     return min(eligible, key=lambda c: (c.complexity, c.val_error)) if eligible else None
 
 
+def _same_behaviour(a: Candidate, b: Candidate) -> bool:
+    return (math.isclose(a.val_error, b.val_error, rel_tol=SAME_BEHAVIOUR_RTOL)
+            and math.isclose(a.val_se, b.val_se, rel_tol=SAME_BEHAVIOUR_RTOL, abs_tol=1e-300))
+
+
+def distinct_behaviour(ranked: Iterable[Candidate]) -> list[Candidate]:
+    """The laws of ``ranked`` (sorted by validation error) less those that behave as an earlier one:
+    same validation error and standard error (:data:`SAME_BEHAVIOUR_RTOL`).  Sorted by error, then
+    complexity, the simplest law of a set of re-parameterisations is the one kept, so that a population
+    or the finalists are not filled with copies of one law."""
+    kept: list[Candidate] = []
+    for cand in ranked:
+        near = itertools.takewhile(lambda k: math.isclose(k.val_error, cand.val_error, rel_tol=SAME_BEHAVIOUR_RTOL),
+                                   reversed(kept))
+        if not any(_same_behaviour(k, cand) for k in near):
+            kept.append(cand)
+    return kept
+
+
 class Archive:
     """Every distinct law scored so far, keyed by canonical form (the fit cache)."""
 
@@ -107,8 +134,9 @@ class Archive:
         return pareto_front(list(self.candidates.values()))
 
     def best(self, k: int = 10) -> list[Candidate]:
+        """The ``k`` laws of lowest validation error, one per behaviour (:func:`distinct_behaviour`)."""
         ok = [c for c in self.candidates.values() if c.ok]
-        return sorted(ok, key=lambda c: (c.val_error, c.complexity, c.formula))[:k]
+        return distinct_behaviour(sorted(ok, key=lambda c: (c.val_error, c.complexity, c.formula)))[:k]
 
     def to_list(self) -> list[dict[str, Any]]:
         return [c.to_dict() for c in self.candidates.values()]

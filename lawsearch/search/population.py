@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .archive import distinct_behaviour
+
 
 class Population:
     """The population side of :class:`~.engine.Discovery`: per-proposer counts, selection, migration."""
@@ -24,13 +26,14 @@ class Population:
                 record["improved"] = True
 
     def _select(self) -> None:
-        """Elitism: each island keeps its ``population_size`` best distinct laws."""
+        """Elitism: each island keeps its ``population_size`` best laws, one per behaviour
+        (:func:`~.archive.distinct_behaviour`: a re-parameterisation of a kept law takes no place)."""
         archive = self.state.archive
         size = self.settings.population_size
         for i, keys in enumerate(self.state.islands):
-            unique = [k for k in dict.fromkeys(keys) if archive.get(k).ok]
-            unique.sort(key=lambda k: (archive.get(k).val_error, archive.get(k).complexity, archive.get(k).formula))
-            self.state.islands[i] = unique[:size]
+            unique = [archive.get(k) for k in dict.fromkeys(keys) if archive.get(k).ok]
+            unique.sort(key=lambda c: (c.val_error, c.complexity, c.formula))
+            self.state.islands[i] = [c.key for c in distinct_behaviour(unique)[:size]]
 
     def _migrate(self) -> None:
         """Ring migration: each island's best few join the next island."""

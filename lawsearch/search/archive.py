@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -98,18 +98,23 @@ def _same_behaviour(a: Candidate, b: Candidate) -> bool:
             and math.isclose(a.val_se, b.val_se, rel_tol=SAME_BEHAVIOUR_RTOL, abs_tol=1e-300))
 
 
-def distinct_behaviour(ranked: Iterable[Candidate]) -> list[Candidate]:
-    """The laws of ``ranked`` (sorted by validation error) less those that behave as an earlier one:
-    same validation error and standard error (:data:`SAME_BEHAVIOUR_RTOL`).  Sorted by error, then
-    complexity, the simplest law of a set of re-parameterisations is the one kept, so that a population
-    or the finalists are not filled with copies of one law."""
+def rank(candidate: Candidate) -> tuple[float, int, str]:
+    """The order of laws by merit: validation error, then complexity, then text."""
+    return candidate.val_error, candidate.complexity, candidate.formula
+
+
+def distinct_behaviour(candidates: Iterable[Candidate]) -> Iterator[Candidate]:
+    """The laws of ``candidates`` in :func:`rank` order, less those that behave as an earlier one:
+    same validation error and standard error (:data:`SAME_BEHAVIOUR_RTOL`).  The simplest law of a
+    set of re-parameterisations is the one kept, so that a population or the finalists are not
+    filled with copies of one law.  Lazy: take the first k with :func:`itertools.islice`."""
     kept: list[Candidate] = []
-    for cand in ranked:
+    for cand in sorted(candidates, key=rank):
         near = itertools.takewhile(lambda k: math.isclose(k.val_error, cand.val_error, rel_tol=SAME_BEHAVIOUR_RTOL),
                                    reversed(kept))
         if not any(_same_behaviour(k, cand) for k in near):
             kept.append(cand)
-    return kept
+            yield cand
 
 
 class Archive:
@@ -135,8 +140,7 @@ class Archive:
 
     def best(self, k: int = 10) -> list[Candidate]:
         """The ``k`` laws of lowest validation error, one per behaviour (:func:`distinct_behaviour`)."""
-        ok = [c for c in self.candidates.values() if c.ok]
-        return distinct_behaviour(sorted(ok, key=lambda c: (c.val_error, c.complexity, c.formula)))[:k]
+        return list(itertools.islice(distinct_behaviour(c for c in self.candidates.values() if c.ok), k))
 
     def to_list(self) -> list[dict[str, Any]]:
         return [c.to_dict() for c in self.candidates.values()]

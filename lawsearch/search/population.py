@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -31,9 +32,8 @@ class Population:
         archive = self.state.archive
         size = self.settings.population_size
         for i, keys in enumerate(self.state.islands):
-            unique = [archive.get(k) for k in dict.fromkeys(keys) if archive.get(k).ok]
-            unique.sort(key=lambda c: (c.val_error, c.complexity, c.formula))
-            self.state.islands[i] = [c.key for c in distinct_behaviour(unique)[:size]]
+            members = (archive.get(k) for k in dict.fromkeys(keys) if archive.get(k).ok)
+            self.state.islands[i] = [c.key for c in itertools.islice(distinct_behaviour(members), size)]
 
     def _migrate(self) -> None:
         """Ring migration: each island's best few join the next island."""

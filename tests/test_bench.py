@@ -91,3 +91,9 @@ def test_report_of_a_broken_bench_folder_names_the_missing_file(rows, tmp_path):
     (tmp_path / "bench.md").unlink()
     with pytest.raises(LawsearchError, match=re.escape(f"{tmp_path}: not a bench folder (bench.md is missing)")):
         write_bench_report(tmp_path)
+
+
+def test_chart_of_seeds_that_agree_draws_no_negative_whisker(tmp_path):
+    """The mean of three equal values 0.671 is one bit below 0.671: the whisker to the minimum is 0."""
+    write_bench_files(tmp_path, [row("lr_bsz", [0.671] * 3, -0.41)])
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

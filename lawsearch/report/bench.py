@@ -45,8 +45,9 @@ def bench_chart_png(data: dict[str, Any]) -> bytes:
     discovered = np.array([_clip(r.get("r2_clipped", r["r2"])) for r in rows])
     low = np.array([_clip(r.get("r2_min", r["r2"])) for r in rows])
     high = np.array([_clip(r.get("r2_max", r["r2"])) for r in rows])
+    # equal seeds: the mean of equal values can differ from them in the last bit, a negative whisker
     ax.bar(x - width, discovered, width, color=BAR_COLORS["discovered"], label="discovered (lawsearch)",
-           yerr=np.vstack([discovered - low, high - discovered]), capsize=3, ecolor="#888888")
+           yerr=np.maximum(np.vstack([discovered - low, high - discovered]), 0.0), capsize=3, ecolor="#888888")
     ax.bar(x, [_clip(r["human_r2"]) for r in rows], width, color=BAR_COLORS["human"],
            label="best human law (as lawsearch fits it)")
     ax.bar(x + width, [_clip(r["sldbench_best_r2"]) for r in rows], width, color=BAR_COLORS["published"],

@@ -150,8 +150,9 @@ def test_known_laws_are_in_the_library():
 
 def test_all_families_contribute():
     notes = {p.note for p in walk(LibraryProposer(), two_positive())}
-    assert notes == {name for name, _ in FAMILIES} - {"proportions"}
+    assert notes == {name for name, _ in FAMILIES} - {"proportions", "response_surface"}
     assert "proportions" in {p.note for p in walk(LibraryProposer(), five_proportions())}
+    assert "response_surface" in {p.note for p in walk(LibraryProposer(), four_inputs())}
     notes_one = {p.note for p in walk(LibraryProposer(), one_negative())}
     assert {"log_linear", "log_polynomial", "sigmoid", "exponential"} <= notes_one
 
@@ -256,3 +257,24 @@ def test_effective_repeats_recover_diminishing_returns_of_repeated_data():
     _recovers("E + A/params**alpha + B/(R*unique*(1 - exp(-tokens/(R*unique))))**beta", truth,
               ("params", "tokens", "unique"), np.column_stack([params, tokens, unique]), "effective_repeats",
               noise=0.001, rtol=0.15)
+
+
+def test_response_surface_recovers_a_valley_whose_optimum_moves_with_two_inputs():
+    """Three inputs: loss is quadratic in log lr and log bsz, with optima that move with log size;
+    the full second-order surface (10 linear parameters) is proposed and fitted exactly."""
+    rng = _rng()
+    X = np.column_stack([np.exp(rng.uniform(-9, -4, 200)), 2.0 ** rng.integers(4, 12, 200),
+                         np.exp(rng.uniform(18, 22, 200))])
+    truth = {"E": 9.0, "A": -0.5, "B": 0.04, "C": 0.3, "D": 0.02, "F": -0.6, "G": 0.01,
+             "H": 0.01, "K": 0.03, "M": -0.005}
+    z = "log(lr)", "log(bsz)", "log(params)"
+    formula = (f"E + A*{z[0]} + B*{z[0]}**2 + C*{z[1]} + D*{z[1]}**2 + F*{z[2]} + G*{z[2]}**2"
+               f" + H*{z[0]}*{z[1]} + K*{z[0]}*{z[2]} + M*{z[1]}*{z[2]}")
+    _recovers(formula, truth, ("lr", "bsz", "params"), X, "response_surface", noise=0.0002)
+
+
+def test_the_response_surface_needs_three_inputs_and_room_for_its_parameters():
+    assert "response_surface" not in {p.note for p in walk(LibraryProposer(), two_positive())}
+    assert "response_surface" not in {p.note for p in walk(LibraryProposer(), four_inputs(max_parameters=14))}
+    surfaces = [p for p in walk(LibraryProposer(), four_inputs(max_parameters=15)) if p.note == "response_surface"]
+    assert len(surfaces) == 1 and Law.parse(surfaces[0].formula, four_inputs().inputs).n_parameters == 15

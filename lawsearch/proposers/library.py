@@ -395,6 +395,18 @@ def log_shapes(c: Columns) -> Iterator[sympy.Expr]:
             yield p.new("E") + _power_sum(c, p, others) + ushape
 
 
+def response_surface(c: Columns) -> Iterator[sympy.Expr]:
+    """The full second-order surface in the natural axes of three or more inputs (a response surface
+    in the logs), E + Σ (A_i·z_i + B_i·z_i²) + Σ_{i<j} C_ij·z_i·z_j: a valley in each input whose
+    optimum moves as a power law of the others.  All of its 1 + k + k(k+1)/2 parameters enter linearly,
+    so the fitter solves them exactly; it needs a task that allows that many.  (Two inputs: the last
+    form of :func:`log_polynomial`.)"""
+    if len(c.inputs) > 2:
+        p = c.names()
+        floor, squares = p.new("E"), sympy.Add(*(_quadratic(c, p, n) for n in c.inputs))
+        yield floor + squares + sympy.Add(*(p.coefficient() * c.z(a) * c.z(b) for a, b in combinations(c.inputs, 2)))
+
+
 def effective_repeats(c: Columns) -> Iterator[sympy.Expr]:
     """A quantity x whose returns diminish with repeats of a unique amount u, inside a power law beside
     the others' power terms: x_eff = R·u·(1 − exp(−x/(R·u))) (x_eff ≈ x while x ≪ R·u, at most R·u:
@@ -426,6 +438,7 @@ FAMILIES: tuple[tuple[str, Family], ...] = (
     ("power_interaction", power_interaction),
     ("log_shapes", log_shapes),
     ("effective_repeats", effective_repeats),
+    ("response_surface", response_surface),
 )
 
 

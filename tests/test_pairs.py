@@ -172,3 +172,33 @@ def test_a_self_law_is_written_readably_with_its_pairs():
     np.testing.assert_allclose(readable.predict(test.X, test.groups, task.targets),
                                fit.predict(test.X, test.groups, task.targets), rtol=1e-12)
 
+
+
+def test_the_library_proposes_a_linear_mixing_law_with_a_saturating_own_share_and_it_recovers_one():
+    """y_i = Σ_j a_ij·p_j + b_i·exp(c_i·p_i): every share acts linearly, the output's own share also
+    saturates.  The library proposes that shape for a paired task, and fitting it recovers each output's
+    coefficients."""
+    from lawsearch.proposers.base import SearchContext
+    from lawsearch.proposers.library import LibraryProposer
+
+    rng = np.random.default_rng(3)
+    shares = rng.dirichlet(np.ones(3), size=120)
+    mixing = np.array([[3.0, 2.6, 2.9], [2.2, 2.0, 2.4], [3.5, 3.3, 3.1]])  # row i: output i's a_ij
+    own = np.array([[0.6, -4.0], [0.4, -3.0], [0.9, -5.0]])  # b_i, c_i
+    frame = pd.DataFrame(shares, columns=["p_1", "p_2", "p_3"])
+    for i in range(3):
+        clean = shares @ mixing[i] + own[i, 0] * np.exp(own[i, 1] * shares[:, i])
+        frame[f"y_{i + 1}"] = clean * (1 + 0.0005 * rng.standard_normal(len(shares)))
+    task = mixture_task(frame)
+    context = SearchContext(inputs=task.inputs, targets=task.targets, X=task.train.X, Y=task.train.Y,
+                            groups=task.train.groups, rng=np.random.default_rng(0), max_parameters=5, pairs=task.pairs)
+    proposed = [task.parse_law(p.formula) for p in LibraryProposer().propose(context, 200) if p.note == "proportions"]
+    law = next(law for law in proposed if law.uses_self)
+    assert law.text == "A*p_1 + B*p_2 + C*p_3 + D*exp(F*self)"
+    evaluation = evaluate_law(task, law.text, options=FitOptions(n_starts=64, n_local=6))
+    fitted = evaluation.fit.parameters()["all"]
+    for i in range(3):
+        values = fitted[f"y_{i + 1}"]
+        assert [values[name] for name in "ABC"] == pytest.approx(mixing[i], rel=0.02), values
+        assert [values[name] for name in "DF"] == pytest.approx(own[i], rel=0.05), values
+    assert evaluation.metrics["test"].r2 > 0.999

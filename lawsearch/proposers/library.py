@@ -314,13 +314,19 @@ def sigmoid(c: Columns) -> Iterator[sympy.Expr]:
 
 def proportions(c: Columns) -> Iterator[sympy.Expr]:
     """Laws of mixture proportions (inputs in [0, 1]): Ye et al.'s E + A·exp(Σ t_i·r_i), per input and
-    over all proportions, and E + Σ (A_i·r_i + B_i·r_i²)."""
+    over all proportions, and E + Σ (A_i·r_i + B_i·r_i²).  When each output is paired with its own
+    share (``self``), a linear mixing law of all the shares plus a saturating effect of the output's own,
+    Σ A_i·r_i + B·exp(C·self) (shares that sum to 1 make Σ A_i·r_i hold the floor too)."""
     if not c.unit:
         return
-    for subset in [c.unit] + [(n,) for n in c.unit]:
+    for index, subset in enumerate([c.unit] + [(n,) for n in c.unit]):
         p = c.names()
         E, A = p.new("E"), p.coefficient()
         yield E + A * sympy.exp(sympy.Add(*(p.new(f"t{i}") * c.x(n) for i, n in enumerate(subset, 1))))
+        if index == 0 and SELF in c.unit:
+            p = c.names()
+            shares = sympy.Add(*(p.coefficient() * c.x(n) for n in c.unit if n != SELF))
+            yield shares + p.coefficient() * sympy.exp(p.coefficient() * c.x(SELF))
     p = c.names()
     yield p.new("E") + sympy.Add(*(p.coefficient() * c.x(n) + p.coefficient() * c.x(n) ** 2 for n in c.unit))
 
@@ -467,7 +473,8 @@ def library_forms(columns: Columns, max_parameters: int | None = None) -> list[t
 
 
 class LibraryProposer:
-    """Proposes the library's forms for the task, simplest family instances first, each once."""
+    """Proposes the library's forms for the task, simplest family instances first, each once; a task
+    that pairs outputs with inputs gets forms of ``self`` (each output's own input) too."""
 
     name = "library"
 
@@ -478,7 +485,7 @@ class LibraryProposer:
     def propose(self, context: SearchContext, n: int) -> list[Proposal]:
         """The next ``n`` library forms not yet returned nor already scored (``context.seen``);
         ``[]`` once the library is exhausted."""
-        columns = Columns.from_context(context)
+        columns = Columns.from_context(context).with_self(context.pairs)
         key = (columns, context.max_parameters)
         if key != self._key:
             self._key = key

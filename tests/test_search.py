@@ -323,6 +323,17 @@ def test_declared_trend_rejects_laws_that_turn_around_beyond_the_data():
     assert evaluate_batch([quadratic], free)[0]["status"] == "ok"
 
 
+def test_a_fit_must_stay_finite_beyond_the_data_along_the_scale_axes():
+    """y = 2 + 0.5·log(6 − x) on 1 <= x <= 5 fits exactly, but is undefined past x = 6, where the
+    extrapolation goes: with ``finite_beyond`` (the all-train check of the finalists) it is rejected."""
+    payload = _payload_1d(lambda x: 2 + 0.5 * np.log(6 - x), np.linspace(1, 4, 30), np.linspace(4.2, 5, 5))
+    assert evaluate_batch(["a + b*log(c - x)"], payload)[0]["status"] == "ok"
+    checked = dataclasses.replace(payload, finite_beyond=("x",))
+    undefined, finite = evaluate_batch(["a + b*log(c - x)", "a + b*x + c*x**2"], checked)
+    assert undefined["status"] == "rejected" and undefined["reason"].startswith("not finite beyond the data: at x = ")
+    assert finite["status"] == "ok"
+
+
 def test_a_declared_trend_is_checked_only_where_the_rows_order_of_inputs_holds():
     """Repeated data (Muennighoff et al.): u unique tokens of d total (u <= d on every row); the
     effective data u*(1 + R*(1 - exp(-(d/u - 1)/R))) falls with u beyond u = d, where no run can lie.

@@ -297,12 +297,13 @@ class Discovery(ProposalScheduling, Population, Finalists):
         """The search payload with the default (thorough) fitter instead of the cheap one, within
         the bounds a human law's spec states, stopping at ``deadline``; with ``on_all_train``, the
         law is fitted on all of train, as the winner will be (its validation error then means
-        nothing, its trends do)."""
+        nothing, its trends and its finiteness beyond the data along the scale axes do)."""
         options = with_deadline(self.task.fit_options(self.task.parse_law(formula)), deadline)
         payload = dataclasses.replace(self.payload, fit_options=options)
         if on_all_train:
             train = self.task.train
-            payload = dataclasses.replace(payload, X_fit=train.X, Y_fit=train.Y, groups_fit=train.groups)
+            payload = dataclasses.replace(payload, X_fit=train.X, Y_fit=train.Y, groups_fit=train.groups,
+                                          finite_beyond=tuple(self.task.scale_columns))
         return payload
 
     def _evaluate(self, formulas: list[str], payload: EvalPayload | None = None,

@@ -30,8 +30,9 @@ class Finalists:
         large standard error reaches further) are refitted on search-train with the default
         (thorough) fitter and their validation errors updated.  Each contender is also fitted
         on all of train, as the winner will be, and dropped if that fit is degenerate (a
-        parameter at the fitter's limit, :func:`~lawsearch.fit.pinned_parameter`) or breaks a
-        declared trend (``monotone``) beyond the data: the law that gets extrapolated is that fit.
+        parameter at the fitter's limit, :func:`~lawsearch.fit.pinned_parameter`), breaks a
+        declared trend (``monotone``) beyond the data or is not finite there along the scale axes
+        (:func:`~.scoring.infinite_beyond`): the law that gets extrapolated is that fit.
         As dropping or re-scoring changes the contenders, this repeats (a few rounds at most)
         until every contender has been through both.  Still no test row.
         """
@@ -65,8 +66,8 @@ class Finalists:
 
     def _refine(self, refits: list[str], checks: list[str], deadline: float) -> None:
         """Refit ``refits`` on search-train with the full fitter; fit ``checks`` on all of train
-        and drop those whose fit is degenerate or breaks a declared trend; a fit that ``deadline``
-        cuts short changes nothing."""
+        and drop those whose fit is degenerate, breaks a declared trend or is not finite beyond the
+        data; a fit that ``deadline`` cuts short changes nothing."""
         archive = self.state.archive
         self.log(f"refining {len(refits)} finalists with the full fitter"
                  + (f", checking {len(checks)} fitted on all of train" if checks else ""))

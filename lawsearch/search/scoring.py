@@ -42,6 +42,7 @@ class EvalPayload:
     monotone: tuple[tuple[str, str], ...] = ()  # (input, 'increasing' | 'decreasing') the task declares
     smallest_group: tuple[str, int] | None = None  # (group, its train rows): no law may have more parameters
     pairs: tuple[tuple[str, str], ...] = ()  # (target, input) the task pairs: what 'self' names
+    finite_beyond: tuple[str, ...] = ()  # inputs along which a fit must stay finite beyond the data
 
 
 #: How far beyond the validation rows a declared trend is checked: each monotone input
@@ -91,18 +92,9 @@ def trend_violation(fit: LawFit, payload: EvalPayload) -> str | None:
         return None
     n, k = len(payload.X_val), len(TREND_FACTORS)
     spread = np.std(payload.Y_fit, axis=0) + 1e-300
-    rows = np.vstack([payload.X_fit, payload.X_val])
     for name, direction in payload.monotone:
         j = payload.inputs.index(name)
-        X = np.repeat(payload.X_val, k, axis=0)
-        base = X[:, j].copy()
-        steps = np.tile(TREND_FACTORS, n)
-        if name in payload.positive_inputs:
-            X[:, j] = base * steps
-        else:
-            X[:, j] = base + (steps - 1.0) * np.ptp(payload.X_fit[:, j])
-        for m in upper_bounds(rows, j):
-            X[:, j] = np.minimum(X[:, j], X[:, m])
+        X = _pushed(payload, name)
         pred = fit.predict(X, np.repeat(payload.groups_val, k), payload.targets).reshape(n, k, -1)
         moves = np.diff(pred, axis=1) * (1.0 if direction == "increasing" else -1.0)
         with np.errstate(invalid="ignore"):
@@ -111,6 +103,38 @@ def trend_violation(fit: LawFit, payload: EvalPayload) -> str | None:
             row = int(np.argwhere(broken)[0][0])
             return (f"not {direction} in {name} beyond the data (from validation row with "
                     f"{name} = {payload.X_val[row, j]:g}, up to {TREND_FACTORS[-1]:g}x)")
+    return None
+
+
+def _pushed(payload: EvalPayload, name: str) -> np.ndarray:
+    """Every validation row repeated with input ``name`` pushed outwards by :data:`TREND_FACTORS`
+    (shifted, for an input with non-positive values), no further than an input it never exceeds."""
+    j = payload.inputs.index(name)
+    X = np.repeat(payload.X_val, len(TREND_FACTORS), axis=0)
+    steps = np.tile(TREND_FACTORS, len(payload.X_val))
+    if name in payload.positive_inputs:
+        X[:, j] = X[:, j] * steps
+    else:
+        X[:, j] = X[:, j] + (steps - 1.0) * np.ptp(payload.X_fit[:, j])
+    for m in upper_bounds(np.vstack([payload.X_fit, payload.X_val]), j):
+        X[:, j] = np.minimum(X[:, j], X[:, m])
+    return X
+
+
+def infinite_beyond(fit: LawFit, payload: EvalPayload) -> str | None:
+    """Why a fitted law is not finite beyond the data along ``finite_beyond`` (the task's scale
+    axes, where the test rows lie), or None: from every validation row, each such input is pushed
+    outwards as in :func:`trend_violation`, and every prediction must be finite.  A fit that overflows
+    or leaves its domain there (a switch built of exp(653·x), a pole) cannot be extrapolated."""
+    if not payload.finite_beyond or len(payload.X_val) == 0:
+        return None
+    groups = np.repeat(payload.groups_val, len(TREND_FACTORS))
+    for name in payload.finite_beyond:
+        X = _pushed(payload, name)
+        bad = ~np.isfinite(fit.predict(X, groups, payload.targets)).reshape(len(X), -1).all(axis=1)
+        if bad.any():
+            j = payload.inputs.index(name)
+            return f"not finite beyond the data: at {name} = {X[int(np.argmax(bad)), j]:g}"
     return None
 
 
@@ -171,7 +195,8 @@ def _evaluate_one(formula: str, payload: EvalPayload, parent: ParentFit | None =
                     "reason": f"{law.n_parameters} identifiable parameters > limit {payload.max_parameters}"}
         pred = fit.predict(payload.X_val, payload.groups_val, payload.targets)
         with np.errstate(all="ignore"):
-            broken = pinned_parameter(fit, payload.fit_options) or trend_violation(fit, payload)
+            broken = (pinned_parameter(fit, payload.fit_options) or trend_violation(fit, payload)
+                      or infinite_beyond(fit, payload))
     except LawsearchError as exc:
         return {**info, "status": "fit_failed", "reason": str(exc)}
     if broken:

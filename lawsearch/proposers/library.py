@@ -157,6 +157,13 @@ def _quadratic(c: Columns, p: ParameterNames, name: str) -> sympy.Expr:
     return p.coefficient() * z + p.coefficient() * z**2
 
 
+def _second_order(c: Columns, names: Sequence[str]) -> sympy.Expr:
+    """E + Σ (A_i·z_i + B_i·z_i²) + Σ_{i<j} C_ij·z_i·z_j over ``names``: the full quadratic in their natural axes."""
+    p = c.names()
+    floor, squares = p.new("E"), sympy.Add(*(_quadratic(c, p, n) for n in names))
+    return floor + squares + sympy.Add(*(p.coefficient() * c.z(a) * c.z(b) for a, b in combinations(names, 2)))
+
+
 def _rest(c: Columns, *used: str) -> tuple[str, ...]:
     return tuple(n for n in c.positive if n not in used)
 
@@ -201,8 +208,7 @@ def log_polynomial(c: Columns) -> Iterator[sympy.Expr]:
         yield bilinear
         if c.positive_target:
             yield sympy.exp(bilinear)
-        p = c.names()
-        yield p.new("E") + _quadratic(c, p, a) + _quadratic(c, p, b) + p.coefficient() * c.z(a) * c.z(b)
+        yield _second_order(c, (a, b))
 
 
 def interaction(c: Columns) -> Iterator[sympy.Expr]:
@@ -319,14 +325,19 @@ def proportions(c: Columns) -> Iterator[sympy.Expr]:
     Σ A_i·r_i + B·exp(C·self) (shares that sum to 1 make Σ A_i·r_i hold the floor too)."""
     if not c.unit:
         return
-    for index, subset in enumerate([c.unit] + [(n,) for n in c.unit]):
+
+    def ye(subset: Sequence[str]) -> sympy.Expr:
         p = c.names()
         E, A = p.new("E"), p.coefficient()
-        yield E + A * sympy.exp(sympy.Add(*(p.new(f"t{i}") * c.x(n) for i, n in enumerate(subset, 1))))
-        if index == 0 and SELF in c.unit:
-            p = c.names()
-            shares = sympy.Add(*(p.coefficient() * c.x(n) for n in c.unit if n != SELF))
-            yield shares + p.coefficient() * sympy.exp(p.coefficient() * c.x(SELF))
+        return E + A * sympy.exp(sympy.Add(*(p.new(f"t{i}") * c.x(n) for i, n in enumerate(subset, 1))))
+
+    yield ye(c.unit)
+    if SELF in c.unit:
+        p = c.names()
+        shares = sympy.Add(*(p.coefficient() * c.x(n) for n in c.unit if n != SELF))
+        yield shares + p.coefficient() * sympy.exp(p.coefficient() * c.x(SELF))
+    for n in c.unit:
+        yield ye((n,))
     p = c.names()
     yield p.new("E") + sympy.Add(*(p.coefficient() * c.x(n) + p.coefficient() * c.x(n) ** 2 for n in c.unit))
 
@@ -408,9 +419,7 @@ def response_surface(c: Columns) -> Iterator[sympy.Expr]:
     so the fitter solves them exactly; it needs a task that allows that many.  (Two inputs: the last
     form of :func:`log_polynomial`.)"""
     if len(c.inputs) > 2:
-        p = c.names()
-        floor, squares = p.new("E"), sympy.Add(*(_quadratic(c, p, n) for n in c.inputs))
-        yield floor + squares + sympy.Add(*(p.coefficient() * c.z(a) * c.z(b) for a, b in combinations(c.inputs, 2)))
+        yield _second_order(c, c.inputs)
 
 
 def effective_repeats(c: Columns) -> Iterator[sympy.Expr]:

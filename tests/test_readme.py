@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -49,15 +50,33 @@ def test_readme_shows_the_two_commands_first():
     assert bash[1].strip() == "pip install -e '.[test]' && pytest"
 
 
+def _folders(command: str) -> set[str]:
+    """The run folders (``runs/...``) a README command reads or writes."""
+    return {arg for arg in shlex.split(command) if arg.startswith("runs/")}
+
+
 def test_readme_commands_run(workdir):
+    """Every command exits 0.  A command waits for the earlier ones that name one of its run folders
+    (``--resume``, ``export``, ``compare``, ``report``); the others run side by side, since each run's
+    time limit, not the CPU, sets its length."""
     commands = _commands()
     assert len(commands) >= 12
     lawsearch = [sys.executable, "-m", "lawsearch.cli"]
-    for command in commands:
-        args = shlex.split(command)[1:]
-        done = subprocess.run(lawsearch + args, cwd=workdir, env=_env(), capture_output=True, text=True,
-                              timeout=600)
-        assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+
+    def run(command: str, before: list[Future]) -> subprocess.CompletedProcess:
+        for earlier in before:
+            assert earlier.result().returncode == 0  # its own failure is reported below
+        return subprocess.run(lawsearch + shlex.split(command)[1:], cwd=workdir, env=_env(), capture_output=True,
+                              text=True, timeout=600)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done: list[tuple[str, Future]] = []
+        for command in commands:
+            before = [future for earlier, future in done if _folders(earlier) & _folders(command)]
+            done.append((command, pool.submit(run, command, before)))
+    for command, future in done:
+        result = future.result()
+        assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
     assert (workdir / "runs" / "demo" / "report.html").exists()
     assert (workdir / "runs" / "bench" / "bench.md").exists()
     assert list((workdir / "results" / "demo").glob("*/law.json"))

@@ -218,8 +218,10 @@ def _cli(folder: Path, *args: str) -> list[str]:
 
 
 def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path):
-    full = tmp_path / "full"
-    subprocess.run(_cli(tmp_path, "--out", str(full)), check=True, capture_output=True, timeout=600)
+    full = tmp_path / "full"  # the uninterrupted run, side by side with the one killed
+    errors = tmp_path / "full.stderr"
+    with errors.open("w") as stderr:
+        uninterrupted = subprocess.Popen(_cli(tmp_path, "--out", str(full)), stdout=subprocess.DEVNULL, stderr=stderr)
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_cli(tmp_path, "--out", str(killed)), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -238,6 +240,7 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path):
     assert 2 <= generation < 6, "the run must be killed mid-way"
     assert not (killed / "law.json").exists()
     subprocess.run(_cli(tmp_path, "--out", str(killed), "--resume"), check=True, capture_output=True, timeout=600)
+    assert uninterrupted.wait(timeout=600) == 0, errors.read_text()[-2000:]
     resumed = _history(killed)
     assert [r["index"] for r in resumed] == list(range(len(resumed)))  # no gap, no duplicate
     assert resumed == _history(full)

@@ -7,6 +7,7 @@ stderr and ends the command with exit code 2 (no traceback).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -69,6 +70,21 @@ def metrics_table(title: str, rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def folds_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    """R² of each law on each extrapolation fold (rows fitted on → held out in the header) and their mean
+    clipped to [-1, 1] as SLDBench's leaderboard clips; a fold without a finite R² shows "—" (and no mean)."""
+    table = Table(title=title, caption="fold k (rows fitted → rows held out); mean of R² clipped to [-1, 1]")
+    table.add_column("law")
+    for k, fold in enumerate(rows[0]["folds"], start=1):
+        table.add_column(f"fold {k} ({fold['fit_rows']} → {fold['held_out_rows']})", justify="right")
+    table.add_column("mean", justify="right")
+    for row in rows:
+        r2 = [fold["r2"] for fold in row["folds"]]
+        mean = sum(min(max(v, -1.0), 1.0) for v in r2) / len(r2) if all(map(math.isfinite, r2)) else None
+        table.add_row(row["name"], *(format_number(v) for v in [*r2, mean]))
+    return table
+
+
 def parameters_table(title: str, fitted: dict[str, Any]) -> Table:
     """Fitted parameters, one row per group (and target for multi-output laws)."""
     rows: list[tuple[str, dict[str, float]]] = []
@@ -95,20 +111,29 @@ def evaluate(
     law: Annotated[str, typer.Option("--law", help="Formula, e.g. 'E + A/params**alpha + B/tokens**beta'.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the fitter's random restarts.")] = 0,
+    folds: Annotated[int, typer.Option(help="Also score every law on this many nested extrapolation folds of "
+                                            "train (fold 1: the search's validation cut), no test row used.")] = 0,
 ) -> None:
     """Fit a law on the task's train split; print test metrics beside every human law."""
-    from .evaluate import evaluate_law, human_law_records, jsonable
+    from .evaluate import evaluate_law, fold_scores, human_law_records, jsonable
     from .task import load_task
 
+    if folds < 0:
+        raise LawsearchError(f"--folds {folds}: give 0 (no folds) or a number of folds")
     spec = load_task(task)
     evaluation = evaluate_law(spec, law, seed=seed)
     record = evaluation.record()
     humans = human_law_records(spec, seed=seed)
+    if folds:
+        for row, formula in [(record, evaluation.law), *((h, h["formula"]) for h in humans)]:
+            row["folds"] = [score.as_dict() for score in fold_scores(spec, formula, folds, seed=seed)]
     if as_json:
         print(json.dumps(jsonable({"task": spec.name, "law": record, "human_laws": humans}), indent=2))
         return
     rows = [{"name": "your law", "n_parameters": len(record["parameters"]), **record}] + humans
     console.print(metrics_table(f"{spec.name}: test metrics (fitted per group on train)", rows))
+    if folds:
+        console.print(folds_table(f"{spec.name}: R² on nested extrapolation folds of train (no test row)", rows))
     console.print(parameters_table("your law: fitted parameters", record["fitted"]))
     for human in humans:
         console.print(parameters_table(f"{human['name']}: fitted parameters", human["fitted"]))

@@ -17,7 +17,8 @@ from .formula import Law
 from .metrics import Metrics, compute_metrics
 from .task import Task, TaskData
 
-__all__ = ["Evaluation", "evaluate_law", "fit_and_score", "law_record", "jsonable", "human_law_records"]
+__all__ = ["Evaluation", "FoldScore", "evaluate_law", "fit_and_score", "fold_scores", "law_record", "jsonable",
+           "human_law_records"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,37 @@ def evaluate_law(
     fit, test_metrics = fit_and_score(law, task.train, task.test, options, seed=seed, start=start)
     train_pred = fit.predict(task.train.X, task.train.groups, task.train.targets)
     return Evaluation(law, fit, {"train": compute_metrics(task.train.Y, train_pred), "test": test_metrics})
+
+
+@dataclass(frozen=True)
+class FoldScore:
+    """A law fitted on one nested extrapolation fold of train (:func:`fold_scores`) and scored on the
+    rows that fold holds out."""
+
+    fit_rows: int
+    held_out_rows: int
+    metrics: Metrics
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fit_rows": self.fit_rows, "held_out_rows": self.held_out_rows, **self.metrics.as_dict()}
+
+
+def fold_scores(task: Task, law: Law | str, n_folds: int = 3, *, seed: int = 0) -> list[FoldScore]:
+    """How a law extrapolates within the train split: fitted per group on each of up to ``n_folds``
+    nested extrapolation folds (:func:`~lawsearch.search.folds.extrapolation_folds`: fold 1 is the
+    search's validation cut, each next fold holds out the largest rows of the previous one's fitting
+    rows) and scored on the rows the fold holds out, as :func:`evaluate_law` fits on train and scores
+    on test.  No test row is ever used, so laws can be compared here without spending the test split."""
+    from .search.folds import extrapolation_folds  # the search builds on this module
+
+    if isinstance(law, str):
+        law = task.parse_law(law)
+    task.check_law_domain(law)
+    scores = []
+    for fit_rows, held in extrapolation_folds(task, task.validation_fraction(), n_folds, seed=seed):
+        _, metrics = fit_and_score(law, fit_rows, held, task.fit_options(law), seed=seed)
+        scores.append(FoldScore(len(fit_rows), len(held), metrics))
+    return scores
 
 
 def human_law_records(task: Task, *, seed: int = 0, options: FitOptions | None = None,

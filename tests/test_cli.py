@@ -41,6 +41,20 @@ def test_evaluate_json_has_the_law_object():
     assert data["human_laws"][0]["metrics"]["test"]["r2"] == pytest.approx(law["metrics"]["test"]["r2"])
 
 
+def test_evaluate_scores_every_law_on_the_folds_of_train():
+    done = lawsearch("evaluate", DEMO, "--law", "E + A/params**alpha", "--folds", "2", "--json")
+    data = json.loads(done.stdout)
+    yours, human = data["law"]["folds"], data["human_laws"][0]["folds"]
+    assert len(yours) == len(human) == 2
+    assert yours[0]["fit_rows"] > yours[1]["fit_rows"] and yours[0]["held_out_rows"] > 0
+    assert all(fold["r2"] > 0.99 for fold in human)  # the generating law extrapolates within train too
+    assert all(fold["r2"] < 0 for fold in yours)  # a law without the tokens term does not
+    table = lawsearch("evaluate", DEMO, "--law", "E + A/params**alpha", "--folds", "2")
+    assert "nested extrapolation folds of train" in table.stdout and "fold 2 (" in table.stdout
+    done = lawsearch("evaluate", DEMO, "--law", "E + A/params**alpha", "--folds", "-1")
+    assert done.returncode == 2 and "--folds -1" in done.stderr
+
+
 @pytest.mark.parametrize("fmt, marker", [("python", "def law(params, tokens"), ("latex", "\\alpha"),
                                          ("sympy", "sympy.Symbol('alpha'")])
 def test_export_formats(fmt, marker):

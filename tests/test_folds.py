@@ -112,3 +112,27 @@ def test_a_run_ranks_its_finalists_on_the_folds(tmp_path):
     single = Discovery(task, SearchSettings(seed=0, **FAST), tmp_path / "single")  # the default: one cut
     assert len(single.folds) == 1
     single.close()
+
+
+def test_fold_scores_fit_each_fold_and_score_its_held_out_rows():
+    from lawsearch import fold_scores
+    from lawsearch.evaluate import fit_and_score
+
+    task = synthetic_task(rows=90, noise=0.01, groups={"a": {}, "b": {"E": 2.0}})
+    true = fold_scores(task, "E + A/params**alpha + B/tokens**beta", 3)
+    folds = extrapolation_folds(task, task.validation_fraction(), 3)
+    assert [(s.fit_rows, s.held_out_rows) for s in true] == [(len(fit), len(held)) for fit, held in folds]
+    assert all(s.metrics.r2 > 0.95 for s in true)  # the generating law extrapolates on every fold
+    wrong = fold_scores(task, "E + A/params**alpha", 3)  # no tokens term: it cannot
+    assert all(w.metrics.r2 < t.metrics.r2 - 0.1 for w, t in zip(wrong, true))
+    law = task.parse_law("E + A/params**alpha")  # each fold is exactly a fit on its rows, scored on the held-out
+    for score, (fit_rows, held) in zip(wrong, folds):
+        assert score.metrics.r2 == pytest.approx(fit_and_score(law, fit_rows, held, task.fit_options(law))[1].r2)
+
+
+def test_fold_scores_of_a_law_with_no_finite_fit_are_not_finite():
+    from lawsearch import fold_scores
+
+    task = synthetic_task(rows=40)
+    scores = fold_scores(task, "A*exp(params*tokens*1e6)", 2)  # overflows on every row: no finite fit
+    assert len(scores) == 2 and all(not math.isfinite(s.metrics.r2) for s in scores)

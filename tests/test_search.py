@@ -22,7 +22,7 @@ from lawsearch.proposers.base import Proposal
 from lawsearch.search.archive import Candidate, pareto_front, select_winner, winner_threshold
 from lawsearch.fit import FitOptions
 from lawsearch.search.engine import Discovery, discover
-from lawsearch.search.scoring import EvalPayload, evaluate_batch, upper_bounds
+from lawsearch.search.scoring import EvalPayload, evaluate_batch, mixture_shares, upper_bounds
 from lawsearch.search.settings import SearchSettings, resolve_settings
 from lawsearch.task import task_from_frame
 
@@ -335,6 +335,43 @@ def test_a_fit_must_stay_finite_beyond_the_data_along_the_scale_axes():
     undefined, finite = evaluate_batch(["a + b*log(c - x)", "a + b*x + c*x**2"], checked)
     assert undefined["status"] == "rejected" and undefined["reason"].startswith("not finite beyond the data: at x = ")
     assert finite["status"] == "ok"
+
+
+def test_a_law_of_mixture_shares_must_be_finite_where_a_share_is_zero():
+    """Two shares p1 + p2 = 1, no row leaving a domain out (0.2 <= p1 <= 0.8).  Data from
+    y = 2·(p1 − 0.05)^−0.3 make the fit of A·(p1 + eps)^−alpha take eps = −0.05: exact on the rows,
+    undefined for a mixture without domain 1.  It is rejected; the same law fitted to data with
+    eps = +0.05 is kept."""
+    p1 = np.linspace(0.2, 0.8, 40)
+    X = np.column_stack([p1, 1 - p1])
+
+    def payload(eps: float) -> EvalPayload:
+        y = (2 * (p1 + eps) ** -0.3)[:, None]
+        return EvalPayload(inputs=("p1", "p2"), targets=("y",), X_fit=X[::2], Y_fit=y[::2],
+                           groups_fit=np.full(20, "all"), X_val=X[1::2], Y_val=y[1::2], groups_val=np.full(20, "all"),
+                           max_parameters=None, max_complexity=100, fit_options=FitOptions(n_starts=16, n_local=3),
+                           seed=0, positive_inputs=("p1", "p2"), shares=mixture_shares(("p1", "p2"), X))
+    law = "A*(p1 + eps)**(-alpha)"
+    assert payload(0.05).shares == ("p1", "p2")
+    undefined = evaluate_batch([law], payload(-0.05))[0]
+    assert undefined["status"] == "rejected" and undefined["reason"] == "not finite where p1 = 0 (a mixture without it)"
+    assert evaluate_batch([law], dataclasses.replace(payload(-0.05), shares=()))[0]["status"] == "ok"
+    kept = evaluate_batch([law], payload(0.05))[0]
+    assert kept["status"] == "ok" and kept["val_error"] < 1e-6
+
+
+def test_mixture_shares_are_the_unit_inputs_that_sum_to_one(tmp_path):
+    rng = np.random.default_rng(0)
+    shares = rng.dirichlet([1, 1, 1], 30)
+    scale = 10 ** rng.uniform(6, 9, (30, 1))
+    assert mixture_shares(("N", "a", "b", "c"), np.hstack([scale, shares])) == ("a", "b", "c")
+    assert mixture_shares(("a", "b"), shares[:, :2]) == ()  # two of three shares do not sum to 1
+    assert mixture_shares(("a",), np.ones((5, 1))) == ()  # one column is no mixture
+    task = task_from_frame(pd.DataFrame({"N": scale[:, 0], "a": shares[:, 0], "b": shares[:, 1], "c": shares[:, 2],
+                                         "y": 1 + shares[:, 0]}), name="mix", inputs=["N", "a", "b", "c"], target="y",
+                           split={"extrapolate": {"by": ["N"], "test_fraction": 0.2}})
+    search = Discovery(task, SearchSettings(proposers=("library",), workers=1, bootstrap=0), tmp_path / "run")
+    assert search.payload.shares == ("a", "b", "c")
 
 
 def test_a_declared_trend_is_checked_only_where_the_rows_order_of_inputs_holds():

@@ -36,7 +36,7 @@ from ..task import Task
 from .archive import Candidate
 from .budget import REFINE_SHARE, SEARCH_MAX_ROWS, SEARCH_SHARE, cap_rows, deadline_at, with_deadline
 from .checkpoint import HISTORY, RunState, load_checkpoint, save_checkpoint
-from .scoring import EvalPayload, ParentFit, evaluate_batch
+from .scoring import EvalPayload, ParentFit, evaluate_batch, mixture_shares
 from .executors import SerialExecutor, WorkerCrash, make_executor
 from .folds import extrapolation_folds
 from .finalists import Finalists
@@ -124,6 +124,7 @@ class Discovery(ProposalScheduling, Population, Finalists):
         train = self.task.train
         positive = tuple(name for j, name in enumerate(train.inputs) if np.all(train.X[:, j] > 0)
                          and np.all(self.task.test.X[:, j] > 0))
+        shares = mixture_shares(tuple(train.inputs), train.X)
         st = self.search_train
         va = self.validation
         return EvalPayload(
@@ -134,7 +135,7 @@ class Discovery(ProposalScheduling, Population, Finalists):
                                    placed_local=self.settings.search_local,
                                    max_nfev=self.settings.search_max_nfev, tol=_SEARCH_TOL),
             seed=self.settings.seed, positive_inputs=positive, monotone=tuple(self.task.monotone.items()),
-            smallest_group=self.task.smallest_group(), pairs=self.task.pairs,
+            smallest_group=self.task.smallest_group(), pairs=self.task.pairs, shares=shares,
         )
 
     def _initial_state(self, resume: bool) -> RunState:

@@ -19,7 +19,8 @@ from ..formula import Law
 from ..identifiability import reduce_law, redundant_direction, structural_redundancy
 from ..nested import nested_starts
 
-__all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "upper_bounds", "TREND_FACTORS"]
+__all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "upper_bounds", "TREND_FACTORS",
+           "mixture_shares", "infinite_at_zero_share"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class EvalPayload:
     smallest_group: tuple[str, int] | None = None  # (group, its train rows): no law may have more parameters
     pairs: tuple[tuple[str, str], ...] = ()  # (target, input) the task pairs: what 'self' names
     finite_beyond: tuple[str, ...] = ()  # inputs along which a fit must stay finite beyond the data
+    shares: tuple[str, ...] = ()  # mixture proportions (mixture_shares): a fit must be finite where one is 0
 
 
 #: How far beyond the validation rows a declared trend is checked: each monotone input
@@ -138,6 +140,38 @@ def infinite_beyond(fit: LawFit, payload: EvalPayload) -> str | None:
     return None
 
 
+def mixture_shares(inputs: tuple[str, ...], X: np.ndarray) -> tuple[str, ...]:
+    """The inputs that are the shares of a mixture: two or more, each in [0, 1], summing to 1 on every
+    row (to 1e-6); none when the inputs hold no such set."""
+    X = np.asarray(X, dtype=float)
+    unit = [j for j in range(X.shape[1]) if np.all((X[:, j] >= 0) & (X[:, j] <= 1))]
+    if len(unit) < 2 or not np.allclose(X[:, unit].sum(axis=1), 1.0, rtol=0, atol=1e-6):
+        return ()
+    return tuple(inputs[j] for j in unit)
+
+
+def infinite_at_zero_share(fit: LawFit, payload: EvalPayload) -> str | None:
+    """Why a fitted law of mixture shares is not finite where a share is 0, or None: every validation
+    row is turned, for each share (``payload.shares``) in turn, into the mixture without that domain
+    (the share set to 0, the others scaled up to sum to 1; shared equally where they were all 0),
+    and every prediction must be finite.  A mixture may leave any domain out; a law undefined there
+    (``(self + eps)**-alpha`` with eps fitted below 0 where a group's rows never left it out) cannot
+    predict such a mixture."""
+    if not payload.shares or len(payload.X_val) == 0:
+        return None
+    columns = [payload.inputs.index(name) for name in payload.shares]
+    for name, j in zip(payload.shares, columns):
+        others = [m for m in columns if m != j]
+        X = payload.X_val.copy()
+        rest = X[:, others].sum(axis=1, keepdims=True)
+        X[:, others] = np.where(rest > 0, X[:, others] / np.where(rest > 0, rest, 1.0), 1.0 / len(others))
+        X[:, j] = 0.0
+        pred = fit.predict(X, payload.groups_val, payload.targets).reshape(len(X), -1)
+        if not np.isfinite(pred).all():
+            return f"not finite where {name} = 0 (a mixture without it)"
+    return None
+
+
 def upper_bounds(X: np.ndarray, j: int) -> list[int]:
     """Columns of ``X`` that column ``j`` never exceeds on any row (other than ``j`` itself)."""
     return [m for m in range(X.shape[1]) if m != j and bool(np.all(X[:, j] <= X[:, m]))]
@@ -196,7 +230,7 @@ def _evaluate_one(formula: str, payload: EvalPayload, parent: ParentFit | None =
         pred = fit.predict(payload.X_val, payload.groups_val, payload.targets)
         with np.errstate(all="ignore"):
             broken = (pinned_parameter(fit, payload.fit_options) or trend_violation(fit, payload)
-                      or infinite_beyond(fit, payload))
+                      or infinite_beyond(fit, payload) or infinite_at_zero_share(fit, payload))
     except LawsearchError as exc:
         return {**info, "status": "fit_failed", "reason": str(exc)}
     if broken:

@@ -90,9 +90,10 @@ class FoldScore:
 def fold_scores(task: Task, law: Law | str, n_folds: int = 3, *, seed: int = 0) -> list[FoldScore]:
     """How a law extrapolates within the train split: fitted per group on each of up to ``n_folds``
     nested extrapolation folds (:func:`~lawsearch.search.folds.extrapolation_folds`: fold 1 is the
-    search's validation cut, each next fold holds out the largest rows of the previous one's fitting
-    rows) and scored on the rows the fold holds out, as :func:`evaluate_law` fits on train and scores
-    on test.  No test row is ever used, so laws can be compared here without spending the test split."""
+    validation cut of a search with the same ``seed`` and the default validation share, each next fold
+    holds out the largest rows of the previous one's fitting rows) and scored on the rows the fold
+    holds out, as :func:`evaluate_law` fits on train and scores on test.  No test row is ever used, so
+    laws can be compared here without spending the test split."""
     from .search.folds import extrapolation_folds  # the search builds on this module
 
     if isinstance(law, str):

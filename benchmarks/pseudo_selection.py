@@ -18,6 +18,9 @@ only the number of the real test rows is read, never their values):
   than the standard error of their row-by-row difference (each refitted on search-train);
 - ``folds`` (finalists scored on every fold): :func:`~lawsearch.search.folds.select_by_folds` (mean log fold error, penalty chosen on the folds);
 - ``folds-0``: the same with no complexity penalty;
+- ``veto-2``: the lowest validation error among the finalists within 2x of the best on folds 2-3
+  (geometric mean), so a law that wins fold 1 but extrapolates worse on the others is passed over;
+- ``band-folds``: the one-standard-error band of fold 1, then the lowest mean log error over all folds;
 - ``human``: the best seeded human law by validation error (a reference, not a rule);
 - ``oracle``: the finalist best on the pseudo-test (the ceiling of any rule).
 
@@ -47,7 +50,7 @@ from lawsearch.search.folds import FOLD_FIT_EFFORT, select_by_folds
 from lawsearch.search.settings import SearchSettings
 from lawsearch.task import holdout_largest
 
-RULES = ("lowest", "one-se", "paired", "folds", "folds-0", "human", "oracle")
+RULES = ("lowest", "one-se", "paired", "folds", "folds-0", "veto-2", "band-folds", "human", "oracle")
 
 
 def pseudo_task(task):
@@ -117,9 +120,23 @@ def choose(rule: str, rows: list[dict]) -> dict | None:
                                  [r["complexity"] for r in finite],
                                  **({"penalties": (0.0,)} if rule == "folds-0" else {}))
         return None if choice is None else finite[choice.index]
+    if rule == "veto-2":
+        later = {id(r): _mean_log(r["fold_errors"][1:]) for r in finite}
+        bar = min(later.values(), default=math.inf) + math.log(2.0)
+        return min((r for r in finite if later[id(r)] <= bar), key=lambda r: (r["val_error"], r["complexity"]),
+                   default=None)
+    if rule == "band-folds":
+        best = min(rows, key=lambda r: r["val_error"], default=None)
+        band = [r for r in finite if best is not None and r["val_error"] <= best["val_error"] + best["val_se"]]
+        return min(band, key=lambda r: _mean_log(r["fold_errors"]), default=None)
     if rule == "human":
         return min((r for r in rows if r["human"]), key=lambda r: r["val_error"], default=None)
     return max(rows, key=lambda r: r["r2"], default=None)
+
+
+def _mean_log(errors: list[float]) -> float:
+    """The mean of the logs of fold errors (the log of their geometric mean)."""
+    return statistics.fmean(math.log(max(e, 1e-300)) for e in errors)
 
 
 def paired_one_se(rows: list[dict]) -> dict | None:
@@ -150,17 +167,23 @@ def table(out: Path) -> None:
     print("| task | seed | finalists | " + " | ".join(RULES) + " |")
     print("|---|---|---|" + "---|" * len(RULES))
     per_rule: dict[str, list[float]] = {rule: [] for rule in RULES}
+    or_lowest: dict[str, list[float]] = {rule: [] for rule in RULES}
     for key, rows in sorted(results.items()):
         name, seed = key.rsplit("/", 1)
         chosen = {rule: choose(rule, rows) for rule in RULES}
         if all(chosen.values()):
             for rule in RULES:
                 per_rule[rule].append(clipped(chosen[rule]["r2"]))
+        if chosen["lowest"] is not None:
+            for rule in RULES:
+                or_lowest[rule].append(clipped((chosen[rule] or chosen["lowest"])["r2"]))
         cells = [f"{clipped(c['r2']):.4f}" if c else "—" for c in chosen.values()]
         print(f"| {name} | {seed} | {len(rows)} | " + " | ".join(cells) + " |")
     runs = len(per_rule["oracle"])
     print(f"| mean (clipped), the {runs} runs where every rule chose | | | "
           + " | ".join(f"{statistics.fmean(v):.4f}" if v else "—" for v in per_rule.values()) + " |")
+    print(f"| mean (clipped), all {len(or_lowest['lowest'])} runs, lowest's law where a rule cannot choose | | | "
+          + " | ".join(f"{statistics.fmean(v):.4f}" if v else "—" for v in or_lowest.values()) + " |")
 
 
 def main() -> None:

@@ -360,6 +360,23 @@ def test_a_law_of_mixture_shares_must_be_finite_where_a_share_is_zero():
     assert kept["status"] == "ok" and kept["val_error"] < 1e-6
 
 
+def test_the_mixture_without_a_domain_gives_its_share_to_the_others():
+    """Three shares, p2 = p3 = (1 − p1)/2 with 0.2 <= p1 <= 0.8.  y = 1 + log(0.95 − p2 − p3) is
+    y = 1 + log(p1 − 0.05) written through the other shares: finite on every row, and at p1 = 0 with
+    p2, p3 held, but undefined for the mixture without domain 1 (p2 + p3 = 1), which is what is checked."""
+    p1 = np.linspace(0.2, 0.8, 40)
+    X = np.column_stack([p1, (1 - p1) / 2, (1 - p1) / 2])
+    y = (1 + np.log(0.95 - X[:, 1] - X[:, 2]))[:, None]
+    payload = EvalPayload(inputs=("p1", "p2", "p3"), targets=("y",), X_fit=X[::2], Y_fit=y[::2],
+                          groups_fit=np.full(20, "all"), X_val=X[1::2], Y_val=y[1::2], groups_val=np.full(20, "all"),
+                          max_parameters=None, max_complexity=100, fit_options=FitOptions(n_starts=16, n_local=3),
+                          seed=0, positive_inputs=("p1", "p2", "p3"), shares=("p1", "p2", "p3"))
+    law = "a + b*log(d - p2 - p3)"
+    assert evaluate_batch([law], dataclasses.replace(payload, shares=()))[0]["val_error"] < 1e-6
+    rejected = evaluate_batch([law], payload)[0]
+    assert rejected["status"] == "rejected" and rejected["reason"] == "not finite where p1 = 0 (a mixture without it)"
+
+
 def test_mixture_shares_are_the_unit_inputs_that_sum_to_one(tmp_path):
     rng = np.random.default_rng(0)
     shares = rng.dirichlet([1, 1, 1], 30)

@@ -18,6 +18,7 @@ from ..fit import OUT_OF_TIME, FitOptions, LawFit, fit_law, pinned_parameter
 from ..formula import Law
 from ..identifiability import reduce_law, redundant_direction, structural_redundancy
 from ..nested import nested_starts
+from ..proposers.library import Columns
 
 __all__ = ["EvalPayload", "evaluate_batch", "validation_error", "trend_violation", "upper_bounds", "TREND_FACTORS",
            "mixture_shares", "infinite_at_zero_share"]
@@ -141,13 +142,11 @@ def infinite_beyond(fit: LawFit, payload: EvalPayload) -> str | None:
 
 
 def mixture_shares(inputs: tuple[str, ...], X: np.ndarray) -> tuple[str, ...]:
-    """The inputs that are the shares of a mixture: two or more, each in [0, 1], summing to 1 on every
-    row (to 1e-6); none when the inputs hold no such set."""
-    X = np.asarray(X, dtype=float)
-    unit = [j for j in range(X.shape[1]) if np.all((X[:, j] >= 0) & (X[:, j] <= 1))]
-    if len(unit) < 2 or not np.allclose(X[:, unit].sum(axis=1), 1.0, rtol=0, atol=1e-6):
-        return ()
-    return tuple(inputs[j] for j in unit)
+    """The inputs that are the shares of a mixture: two or more of the library's unit columns (each in
+    [0, 1]), summing to 1 on every row (to 1e-6); none when the inputs hold no such set."""
+    unit = Columns.from_data(inputs, X).unit
+    total = np.asarray(X, dtype=float)[:, [inputs.index(n) for n in unit]].sum(axis=1)
+    return unit if len(unit) >= 2 and np.allclose(total, 1.0, rtol=0, atol=1e-6) else ()
 
 
 def infinite_at_zero_share(fit: LawFit, payload: EvalPayload) -> str | None:
